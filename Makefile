@@ -1,0 +1,47 @@
+# One-command entry points; each sets up the virtual environment first (see README.md).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+READY  := $(VENV)/.ready
+# strict book build: warnings are errors, nitpicky cross-references, report all of them
+JB_FLAGS := -W -n --keep-going
+
+.PHONY: env test lint unit notebooks book reproduce lab clean
+
+env: $(READY)
+
+$(READY): requirements.txt pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(READY)
+
+## make test: lint, unit tests of lib/ and notebook hygiene, then nbval over every chapter
+test: lint unit notebooks
+
+lint: $(READY)
+	$(BIN)/ruff check lib tests scripts
+
+unit: $(READY)
+	$(BIN)/python -m pytest -q tests
+
+notebooks: $(READY)
+	$(BIN)/python -m pytest -q --nbval --nbval-current-env chapters
+
+## make book: the rendered HTML book from the notebooks' committed outputs
+book: $(READY)
+	rm -rf _build/html
+	$(BIN)/jupyter-book build . --builder html $(JB_FLAGS)
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+## make reproduce: re-execute every chapter in place (BOOK_SCALE, default full on CUDA), rebuild
+reproduce: $(READY)
+	$(BIN)/python scripts/reproduce.py
+	$(MAKE) book
+
+## make lab: open the notebooks in JupyterLab
+lab: $(READY)
+	$(BIN)/jupyter lab chapters
+
+clean:
+	rm -rf _build .pytest_cache

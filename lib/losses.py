@@ -1,0 +1,235 @@
+"""The article's losses, as plain functions ``(logits, targets, ...) -> scalar tensor``.
+
+Every loss is averaged over the batch. Binary losses take logits of shape ``(N,)`` and targets
+in {0, 1} of the same shape (float, int or bool; they are cast to the logits' dtype).
+Multi-class losses take logits of shape ``(N, C)`` and int64 class indices of shape ``(N,)``.
+
+All of them work in log space (``logsigmoid``, ``log_softmax``, PyTorch's own cross-entropies),
+so logits of +-1e4 give finite losses and gradients, and all of them run under
+``torch.func.vmap``, which is how :mod:`lib.train` trains many seeds at once.
+
+Bad input raises ``ValueError`` naming the argument. Shape checks are free; the checks on
+*values* (targets in {0, 1}, class indices in range, a valid prior) read the tensor back,
+which costs a device synchronisation and is impossible under ``vmap``. The batched trainer
+therefore validates the labels once and trains inside :func:`value_checks_off`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "smooth_accuracy_loss",
+    "smooth_f1",
+    "f1_weighted_bce",
+    "generalized_cross_entropy",
+    "logit_adjusted_cross_entropy",
+    "value_checks_off",
+    "check_binary_targets",
+    "check_class_targets",
+    "check_prior",
+]
+
+_value_checks = True
+
+
+@contextlib.contextmanager
+def value_checks_off() -> Iterator[None]:
+    """Skip the value checks (not the shape checks) of every loss in this module.
+
+    Use it around a training loop whose labels were checked once beforehand, as
+    :func:`lib.train.train_batched` does; the value checks would otherwise synchronise the
+    device at every step and cannot run under ``torch.func.vmap``.
+    """
+    global _value_checks
+    previous, _value_checks = _value_checks, False
+    try:
+        yield
+    finally:
+        _value_checks = previous
+
+
+def check_binary_targets(targets: Tensor, name: str = "targets") -> None:
+    """Raise ``ValueError`` unless every entry of ``targets`` is 0 or 1."""
+    if not bool(((targets == 0) | (targets == 1)).all()):
+        bad = targets[(targets != 0) & (targets != 1)]
+        raise ValueError(
+            f"{name} must contain only 0 and 1 for a binary loss; found {bad[:5].tolist()}"
+        )
+
+
+def check_class_targets(targets: Tensor, num_classes: int, name: str = "targets") -> None:
+    """Raise ``ValueError`` unless ``targets`` are int64 class indices in [0, num_classes)."""
+    if targets.dtype != torch.int64:
+        raise ValueError(f"{name} must be int64 class indices, got dtype {targets.dtype}")
+    if targets.numel() and not bool(((targets >= 0) & (targets < num_classes)).all()):
+        raise ValueError(
+            f"{name} must lie in [0, {num_classes}) for logits with {num_classes} classes; "
+            f"found min {int(targets.min())} and max {int(targets.max())}"
+        )
+
+
+def _binary_inputs(logits: Tensor, targets: Tensor) -> Tensor:
+    """Check a binary (logits, targets) pair and return the targets in the logits' dtype."""
+    if not isinstance(logits, Tensor) or not logits.is_floating_point():
+        raise ValueError("logits must be a floating-point tensor")
+    if logits.ndim != 1:
+        raise ValueError(
+            f"logits must have shape (N,) for a binary loss, got shape {tuple(logits.shape)}"
+        )
+    if not isinstance(targets, Tensor) or targets.shape != logits.shape:
+        shape = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
+        raise ValueError(
+            f"targets must be a tensor of the same shape as logits {tuple(logits.shape)}, "
+            f"got {shape}"
+        )
+    if _value_checks:
+        check_binary_targets(targets)
+    return targets.to(logits.dtype)
+
+
+def _multiclass_inputs(logits: Tensor, targets: Tensor) -> None:
+    """Check a multi-class (logits, targets) pair."""
+    if not isinstance(logits, Tensor) or not logits.is_floating_point():
+        raise ValueError("logits must be a floating-point tensor")
+    if logits.ndim != 2:
+        raise ValueError(
+            f"logits must have shape (N, C) for a multi-class loss, got {tuple(logits.shape)}"
+        )
+    if not isinstance(targets, Tensor) or targets.shape != logits.shape[:1]:
+        shape = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
+        raise ValueError(f"targets must have shape ({logits.shape[0]},), got {shape}")
+    if targets.dtype != torch.int64:
+        raise ValueError(f"targets must be int64 class indices, got dtype {targets.dtype}")
+    if _value_checks:
+        check_class_targets(targets, logits.shape[1])
+
+
+def smooth_accuracy_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    r"""Negative smooth accuracy, :math:`-\mathrm{ACC}_\mathrm{smooth}` (chapter 1, eq. acc-smooth).
+
+    Binary, logits ``(N,)`` and :math:`p = \sigma(z)`:
+
+    .. math:: -\mathrm{ACC}_\mathrm{smooth} = -\frac1N \sum_n \big[y_n p_n + (1-y_n)(1-p_n)\big]
+
+    Multi-class, logits ``(N, C)`` and :math:`p = \mathrm{softmax}(z)`: the softmax
+    generalisation :math:`-\frac1N\sum_n p_{n, y_n}`, the expected probability of the true class.
+
+    Its gradient with respect to the logit is the cross-entropy gradient times :math:`p_y`
+    (binary: :math:`p(1-p)` against :math:`1-p`), the factor that vanishes on confidently wrong
+    samples; chapter 1 derives this and shows what it does to training.
+    """
+    if logits.ndim == 1:
+        y = _binary_inputs(logits, targets)
+        # sigmoid(-z) = 1 - sigmoid(z) without the cancellation of 1 - p near p = 1
+        accuracy = y * torch.sigmoid(logits) + (1 - y) * torch.sigmoid(-logits)
+        return -accuracy.mean()
+    _multiclass_inputs(logits, targets)
+    log_p_true = F.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return -log_p_true.exp().mean()
+
+
+def generalized_cross_entropy(logits: Tensor, targets: Tensor, q: float) -> Tensor:
+    r"""Generalized cross-entropy of Zhang & Sabuncu (2018), between CE and -ACC (chapter 1).
+
+    .. math:: L_q = \frac1N \sum_n \frac{1 - p_{n,y_n}^{\,q}}{q}, \qquad 0 < q \le 1,
+
+    with :math:`p_{n,y_n}` the probability of the true class (sigmoid for logits ``(N,)``,
+    softmax for logits ``(N, C)``). Its gradient is :math:`p_y^{\,q}` times the cross-entropy
+    gradient: ``q -> 0`` gives cross-entropy and ``q = 1`` gives ``1 + smooth_accuracy_loss``.
+    ``q = 0`` is accepted and returns plain cross-entropy.
+    """
+    if isinstance(q, Tensor) or not isinstance(q, (int, float)) or not 0 <= q <= 1:
+        raise ValueError(f"q must be a Python number in [0, 1], got {q!r}")
+    if logits.ndim == 1:
+        y = _binary_inputs(logits, targets)
+        log_p_true = -F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    else:
+        _multiclass_inputs(logits, targets)
+        log_p_true = F.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    if q == 0:
+        return -log_p_true.mean()
+    # (1 - p^q) / q = -expm1(q log p) / q, accurate for small q
+    return (-torch.expm1(q * log_p_true) / q).mean()
+
+
+def smooth_f1(logits: Tensor, targets: Tensor) -> Tensor:
+    r"""Smooth F1 of the positive class, in [0, 1] (chapter 2, eq. f1-smooth).
+
+    .. math:: \mathrm{F1}_\mathrm{smooth} = \frac{2\sum_n y_n p_n}{\sum_n (y_n + p_n)},
+              \qquad p_n = \sigma(z_n)
+
+    (the ratio of batch means in the article is the same ratio of sums). It is the soft Dice
+    coefficient, so ``1 - smooth_f1`` is the Dice loss. A batch with no positives and every
+    :math:`p_n` underflowing to 0 has 0/0; it returns 0 with a zero gradient, the limit along
+    every batch without positives.
+    """
+    y = _binary_inputs(logits, targets)
+    p = torch.sigmoid(logits)
+    denominator = (y + p).sum()
+    return 2 * (y * p).sum() / denominator.clamp_min(torch.finfo(p.dtype).tiny)
+
+
+def f1_weighted_bce(logits: Tensor, targets: Tensor) -> Tensor:
+    r"""Cross-entropy weighted by the batch's smooth F1, held constant (chapter 2, eq. f1-bce).
+
+    .. math:: L = -\frac1N\sum_n\Big[y_n\big(1-\tfrac{F}{2}\big)\log p_n
+                  + (1-y_n)\tfrac{F}{2}\log(1-p_n)\Big],
+              \qquad F = \mathrm{sg}\big[\mathrm{F1}_\mathrm{smooth}\big]
+
+    where sg means no gradient flows through F. Its gradient is what the article obtains from
+    the gradient of :math:`-\mathrm{F1}_\mathrm{smooth}` by the rule
+    :math:`\nabla p \to \nabla\log p` (and :math:`-\nabla p \to \nabla\log(1-p)` for negatives),
+    up to the global factor :math:`2/\sum_n(y_n+p_n)`.
+    """
+    y = _binary_inputs(logits, targets)
+    f1 = smooth_f1(logits, y).detach()
+    weight = y * (1 - f1 / 2) + (1 - y) * (f1 / 2)
+    return F.binary_cross_entropy_with_logits(logits, y, weight=weight)
+
+
+def logit_adjusted_cross_entropy(
+    logits: Tensor, targets: Tensor, prior: Tensor, tau: float = 1.0
+) -> Tensor:
+    r"""Logit-adjusted cross-entropy of Menon et al. (2020) (chapter 3, eq. la-loss).
+
+    .. math:: L = -\frac1N\sum_n \log
+              \frac{e^{s_{n,y_n} + \tau\log\pi_{y_n}}}{\sum_i e^{s_{n,i} + \tau\log\pi_i}}
+
+    with scores :math:`s` = ``logits`` of shape ``(N, C)``, class prior :math:`\pi` = ``prior``
+    of shape ``(C,)`` (positive, summing to 1) and ``tau`` :math:`\ge 0`; ``tau = 0`` is plain
+    cross-entropy. It is cross-entropy on the shifted logits :math:`s + \tau\log\pi`, which
+    imposes the class margin :math:`m_y = -\tau\log\pi_y` of the article.
+    """
+    _multiclass_inputs(logits, targets)
+    if not isinstance(prior, Tensor):
+        raise ValueError(f"prior must be a tensor of shape ({logits.shape[1]},)")
+    if prior.shape != logits.shape[1:]:
+        raise ValueError(
+            f"prior must have shape ({logits.shape[1]},) to match logits "
+            f"{tuple(logits.shape)}, got {tuple(prior.shape)}"
+        )
+    if isinstance(tau, Tensor) or not isinstance(tau, (int, float)) or not math.isfinite(tau):
+        raise ValueError(f"tau must be a finite Python number >= 0, got {tau!r}")
+    if tau < 0:
+        raise ValueError(f"tau must be >= 0, got {tau}")
+    if _value_checks:
+        check_prior(prior)
+    return F.cross_entropy(logits + tau * torch.log(prior.to(logits.dtype)), targets)
+
+
+def check_prior(prior: Tensor, name: str = "prior") -> None:
+    """Raise ``ValueError`` unless ``prior`` is a 1-D tensor of positive numbers summing to 1."""
+    if not isinstance(prior, Tensor) or prior.ndim != 1 or not prior.is_floating_point():
+        raise ValueError(f"{name} must be a 1-D floating-point tensor of class probabilities")
+    if not bool((prior > 0).all()):
+        raise ValueError(f"{name} must be positive; got minimum {float(prior.min())}")
+    total = float(prior.double().sum())
+    if abs(total - 1.0) > 1e-4:
+        raise ValueError(f"{name} must sum to 1, got {total:.6f}")

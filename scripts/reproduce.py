@@ -1,0 +1,63 @@
+"""Re-execute chapter notebooks in place, in order, and report each one's wall time.
+
+    python scripts/reproduce.py                 # every chapter in chapters/
+    python scripts/reproduce.py chapters/01_smooth_accuracy.ipynb
+
+The scale is whatever ``BOOK_SCALE`` says (default: ``full`` when PyTorch sees CUDA, else
+``quick``); each chapter prints its own provenance lines. Needs only nbclient, nbformat and
+ipykernel beside the book's libraries, so it also runs on a machine without network or
+jupyter-book (see README.md, "Reproducing on a GPU machine").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def execute(path: Path, timeout: int | None) -> float:
+    """Execute one notebook in its own folder and write it back with fresh outputs."""
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        record_timing=False,  # keep cell metadata free of timestamps: diffs show real changes
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    started = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - started
+    nbformat.write(notebook, path)
+    return seconds
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="notebooks to execute (default: chapters/*.ipynb)")
+    parser.add_argument("--timeout", type=int, default=1800,
+                        help="seconds allowed per cell (default 1800)")
+    args = parser.parse_args(argv)
+    notebooks = args.notebooks or sorted((ROOT / "chapters").glob("*.ipynb"))
+    if not notebooks:
+        parser.error("no notebooks found")
+    total = 0.0
+    for path in notebooks:
+        print(f"executing {path.name} ...", flush=True)
+        seconds = execute(path.resolve(), args.timeout)
+        total += seconds
+        print(f"  done in {seconds:.1f} s", flush=True)
+    print(f"all {len(notebooks)} notebooks executed in {total:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The data sets of lib.data: long-tailed counts, subsets, MNIST-1D caching, Gaussian mixtures."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from lib import data
+
+
+def test_long_tailed_counts_match_cifar_lt():
+    # CIFAR-10-LT and CIFAR-100-LT at imbalance ratio 100 (Cao et al. 2019; Menon et al. 2020)
+    assert sum(data.long_tailed_counts(5000, 10, 100)) == 12406
+    assert sum(data.long_tailed_counts(500, 100, 100)) == 10847
+    counts = data.long_tailed_counts(5000, 10, 100)
+    assert counts[0] == 5000 and counts[-1] == 50
+    assert counts == sorted(counts, reverse=True)
+
+
+def test_long_tailed_counts_profiles_and_errors():
+    assert data.long_tailed_counts(100, 4, 10, profile="step") == [100, 100, 10, 10]
+    assert data.long_tailed_counts(100, 3, 1) == [100, 100, 100]
+    with pytest.raises(ValueError, match="ratio"):
+        data.long_tailed_counts(100, 10, 0.5)
+    with pytest.raises(ValueError, match="num_classes"):
+        data.long_tailed_counts(100, 1, 10)
+    with pytest.raises(ValueError, match="n_max"):
+        data.long_tailed_counts(0, 10, 10)
+    with pytest.raises(ValueError, match="profile"):
+        data.long_tailed_counts(100, 10, 10, profile="linear")
+
+
+def test_long_tailed_indices_take_the_requested_counts():
+    labels = torch.arange(5).repeat(20)
+    counts = [20, 9, 4, 2, 1]
+    idx = data.long_tailed_indices(labels, counts, seed=3)
+    assert torch.bincount(labels[idx], minlength=5).tolist() == counts
+    assert len(set(idx.tolist())) == len(idx)
+    assert torch.equal(idx, data.long_tailed_indices(labels, counts, seed=3))
+    with pytest.raises(ValueError, match=r"counts\[0\] = 21 but class 0 has only 20"):
+        data.long_tailed_indices(labels, [21, 1, 1, 1, 1])
+
+
+def test_one_vs_rest_has_the_requested_positive_rate():
+    labels = torch.arange(10).repeat(100)
+    x = torch.randn(1000, 3)
+    xb, yb = data.one_vs_rest(x, labels, positive_class=3, positive_rate=0.02, seed=0)
+    assert yb.dtype == torch.float32 and set(yb.unique().tolist()) == {0.0, 1.0}
+    assert int(yb.sum()) == round(0.02 / 0.98 * 900)
+    assert len(yb) == 900 + int(yb.sum())
+    with pytest.raises(ValueError, match="positive_rate"):
+        data.one_vs_rest(x, labels, 3, 1.5)
+    with pytest.raises(ValueError, match="needs 900 positives"):
+        data.one_vs_rest(x, labels, 3, 0.5)
+    with pytest.raises(ValueError, match="does not occur"):
+        data.one_vs_rest(x, labels, 11, 0.1)
+
+
+def test_load_mnist1d_caches_and_leaves_global_rngs_alone(tmp_path):
+    random.seed(1)
+    np.random.seed(1)
+    before = (random.random(), np.random.rand())
+    random.seed(1)
+    np.random.seed(1)
+    split = data.load_mnist1d(num_samples=200, directory=tmp_path)
+    assert (random.random(), np.random.rand()) == before
+    assert split.x_train.shape == (160, 40) and split.x_test.shape == (40, 40)
+    assert split.x_train.dtype == torch.float32 and split.y_train.dtype == torch.int64
+    assert set(split.y_train.tolist()) <= set(range(10))
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    again = data.load_mnist1d(num_samples=200, directory=tmp_path)  # from the cache
+    assert torch.equal(split.x_train, again.x_train)
+    with pytest.raises(ValueError, match="num_samples"):
+        data.load_mnist1d(num_samples=105, directory=tmp_path)
+
+
+def test_cache_dir_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("BOOK_DATA_DIR", str(tmp_path))
+    assert data.cache_dir() == tmp_path
+    monkeypatch.delenv("BOOK_DATA_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data.cache_dir() == tmp_path / "xdg" / "reweighting-book"
+
+
+def test_gaussian_mixture_bayes_rules():
+    mix = data.GaussianMixture(means=[[1.0, 1.0], [-1.0, -1.0]], priors=[0.05, 0.95])
+    x, y = mix.sample(20000, seed=0)
+    assert abs(float((y == 0).double().mean()) - 0.05) < 0.01
+    # with means ±mu and identity covariance the balanced rule is the sign of mu·x
+    balanced = mix.bayes_predict(x, balanced=True)
+    assert torch.equal(balanced, (x.sum(1) < 0).long())
+    # the error-optimal rule predicts the rare class 0 only when 2 mu·x > log(0.95 / 0.05)
+    standard = mix.bayes_predict(x)
+    assert torch.equal(standard, (2 * x.sum(1) <= np.log(0.95 / 0.05)).long())
+    assert float((standard == y).double().mean()) > float((balanced == y).double().mean())
+    with pytest.raises(ValueError, match="priors must be positive and sum to 1"):
+        data.GaussianMixture(means=[[1.0], [-1.0]], priors=[0.5, 0.6])
+    with pytest.raises(ValueError, match=r"means must have shape \(C, d\)"):
+        data.GaussianMixture(means=[1.0, -1.0], priors=[0.5, 0.5])
+
+
+def test_with_label_noise_replaces_the_requested_fraction():
+    labels = torch.arange(10).repeat(2000)
+    noisy = data.with_label_noise(labels, 0.3, 10, seed=1)
+    changed = float((noisy != labels).double().mean())
+    assert abs(changed - 0.3 * 0.9) < 0.01  # a replaced label keeps its class 1 time in 10
+    assert torch.equal(data.with_label_noise(labels, 0.0, 10), labels)
+    assert torch.equal(noisy, data.with_label_noise(labels, 0.3, 10, seed=1))
+    with pytest.raises(ValueError, match="rate"):
+        data.with_label_noise(labels, 1.2, 10)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
+        data.with_label_noise(labels, 0.1, 5)

@@ -1,0 +1,77 @@
+"""Reporting helpers of lib.report and lib.metrics."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import accuracy_score
+
+from lib import metrics, report
+
+
+def test_mean_std_uses_sample_std():
+    assert report.mean_std([0.7, 0.8, 0.9]) == "0.800 ± 0.100"
+    assert report.mean_std(torch.tensor([0.5])) == "0.500 ± 0.000"
+    with pytest.raises(ValueError, match="at least one"):
+        report.mean_std([])
+
+
+def test_provenance_line_names_everything():
+    line = report.provenance("quick", [0, 1, 2], 12.34, device="cpu")
+    for part in ("device cpu", "scale quick", "seeds 3", "wall time 12.3 s", "torch", "sympy"):
+        assert part in line
+
+
+def test_per_model_applies_a_sklearn_metric_to_each_model():
+    y = np.array([0, 1, 1, 0])
+    pred = torch.tensor([[[0, 1, 1, 0], [1, 1, 1, 1]], [[0, 0, 0, 0], [1, 0, 0, 1]]])
+    scores = metrics.per_model(accuracy_score, y, pred)
+    assert scores.shape == (2, 2)
+    np.testing.assert_allclose(scores, [[1.0, 0.5], [0.5, 0.0]])
+    with pytest.raises(ValueError, match=r"y_pred must have shape \(\.\.\., 4\)"):
+        metrics.per_model(accuracy_score, y, pred[..., :3])
+
+
+def test_markdown_table():
+    table = report.markdown_table(["loss", "accuracy"], [["CE", "0.7 ± 0.1"]])
+    assert table.data.splitlines() == ["| loss | accuracy |", "|---|---|", "| CE | 0.7 ± 0.1 |"]
+    with pytest.raises(ValueError, match="every row must have 2 cells"):
+        report.markdown_table(["a", "b"], [[1]])
+
+
+def claim(**changes):
+    base = dict(id="x", claim="CE beats -ACC", source="article", measure="accuracy gain",
+                effect=0.1, spread=0.01, held=True, detail="0.7 vs 0.6")
+    return {**base, **changes}
+
+
+def test_save_results_records_claims_and_code_hash(tmp_path, monkeypatch):
+    import json
+
+    (tmp_path / "chapters").mkdir()
+    notebook = tmp_path / "chapters" / "99_test.ipynb"
+    cells = [{"cell_type": "code", "source": ["x = 1\n", "print(x)"]},
+             {"cell_type": "markdown", "source": "prose"}]
+    notebook.write_text(json.dumps({"cells": cells}))
+    monkeypatch.setattr(report, "ROOT", tmp_path)
+    monkeypatch.setenv("BOOK_RESULTS_DIR", str(tmp_path / "out"))
+    path = report.save_results("99_test", [claim(effect=np.float64(0.1))], scale="quick",
+                               seeds=[0, 1], seconds=3.21)
+    record = json.loads(path.read_text())
+    assert path == tmp_path / "out" / "99_test.json"
+    assert record["code_sha256"] == report.notebook_code_hash(notebook)
+    assert record["seeds"] == 2 and record["scale"] == "quick" and record["seconds"] == 3.2
+    assert record["claims"][0]["effect"] == 0.1 and record["claims"][0]["held"] is True
+    # prose does not change the hash, code does
+    cells[1]["source"] = "other prose"
+    notebook.write_text(json.dumps({"cells": cells}))
+    assert record["code_sha256"] == report.notebook_code_hash(notebook)
+    cells[0]["source"] = "x = 2"
+    notebook.write_text(json.dumps({"cells": cells}))
+    assert record["code_sha256"] != report.notebook_code_hash(notebook)
+    with pytest.raises(ValueError, match="chapter must name a notebook"):
+        report.save_results("98_missing", [], scale="quick", seeds=[0], seconds=1)
+    with pytest.raises(ValueError, match="each claim needs exactly the fields"):
+        report.save_results("99_test", [{"id": "x"}], scale="quick", seeds=[0], seconds=1)
+    with pytest.raises(ValueError, match="claim source must be"):
+        report.save_results("99_test", [claim(source="blog")], scale="quick", seeds=[0],
+                            seconds=1)
