@@ -1,0 +1,8 @@
+"""pytest set-up shared by the unit tests and the notebook runs (``pytest --nbval chapters``)."""
+
+import os
+import tempfile
+
+# Notebooks save their claims with lib.report.save_results. Under test they write to a
+# temporary folder, so that running the tests never overwrites the committed results/.
+os.environ.setdefault("BOOK_RESULTS_DIR", tempfile.mkdtemp(prefix="book-results-"))

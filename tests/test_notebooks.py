@@ -1,0 +1,97 @@
+"""Hygiene of the committed chapter notebooks, and freshness of the results they saved.
+
+The book renders the outputs committed with each notebook, so those outputs must be complete,
+clean and free of anything that belongs to one machine.
+"""
+
+import getpass
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lib import report
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+MACHINE_PATH = re.compile(r"(/(home|root|work|tmp|Users|private|var/folders)/|[A-Za-z]:\\\\)")
+
+
+def toc_files():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [c["file"] for part in toc["parts"] for c in part["chapters"]]
+
+
+def outputs_text(cell):
+    for output in cell.get("outputs", []):
+        text = output.get("text", "")
+        data = output.get("data", {})
+        for key in ("text/plain", "text/markdown", "text/html", "text/latex"):
+            value = data.get(key, "")
+            text += "".join(value) if isinstance(value, list) else value
+        yield output, "".join(text) if isinstance(text, list) else text
+
+
+def test_every_chapter_is_in_the_table_of_contents():
+    assert CHAPTERS, "no chapter notebooks found"
+    listed = toc_files()
+    for path in CHAPTERS:
+        assert f"chapters/{path.stem}" in listed, f"{path.name} is missing from _toc.yml"
+    for entry in listed:
+        assert (ROOT / f"{entry}.ipynb").exists() or (ROOT / f"{entry}.md").exists(), entry
+
+
+@pytest.fixture(params=CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def notebook(request):
+    return request.param, json.loads(request.param.read_text(encoding="utf-8"))
+
+
+def test_kernelspec_is_python3(notebook):
+    _, nb = notebook
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+def test_committed_outputs_present_in_order_without_errors(notebook):
+    path, nb = notebook
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    counts = [c["execution_count"] for c in code]
+    assert counts == list(range(1, len(code) + 1)), f"{path.name}: execution counts {counts}"
+    assert sum(len(c["outputs"]) for c in code) > 0, f"{path.name} has no outputs"
+    for i, cell in enumerate(code):
+        for output in cell["outputs"]:
+            assert output["output_type"] != "error", f"{path.name}: code cell {i} has an error"
+
+
+def test_outputs_hold_no_machine_paths_user_names_or_warnings(notebook):
+    path, nb = notebook
+    user = getpass.getuser()
+    for i, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+        for output, text in outputs_text(cell):
+            assert not MACHINE_PATH.search(text), f"{path.name}: code cell {i} shows a path"
+            if len(user) > 3:
+                assert f"/{user}/" not in text and f"\\{user}\\" not in text
+            if output.get("name") == "stderr":
+                assert "warn" not in text.lower(), f"{path.name}: code cell {i} warns: {text}"
+
+
+def test_machine_dependent_cells_are_not_compared_exactly(notebook):
+    # nbval compares outputs exactly; training, timing and provenance cells must opt out
+    path, nb = notebook
+    for i, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+        source = "".join(cell["source"])
+        if cell["outputs"] and any(s in source for s in ("provenance(", "train_batched(", "save_results(", "SCALE")):
+            assert "nbval-ignore-output" in cell["metadata"].get("tags", []), (
+                f"{path.name}: code cell {i} depends on the machine but is compared exactly")
+
+
+def test_saved_results_exist_and_match_the_notebook_code(notebook):
+    path, _ = notebook
+    saved = ROOT / "results" / f"{path.stem}.json"
+    assert saved.exists(), f"{path.name} has no saved results: run `make reproduce`"
+    record = json.loads(saved.read_text(encoding="utf-8"))
+    assert record["code_sha256"] == report.notebook_code_hash(path), (
+        f"results/{saved.name} is stale: the code of {path.name} changed since it ran; "
+        "re-execute it with `python scripts/reproduce.py chapters/" + path.name + "`")
+    assert record["claims"], f"results/{saved.name} holds no claims"
