@@ -45,3 +45,9 @@ lab: $(READY)
 
 clean:
 	rm -rf _build .pytest_cache
+
+## make browser: only the browser test (tests/test_browser.py, also part of `make test`): builds the
+## book, serves it on 127.0.0.1 and checks every page in headless Chromium (apt-get install chromium)
+.PHONY: browser
+browser: $(READY)
+	$(BIN)/python -m pytest -q tests/test_browser.py

@@ -81,7 +81,8 @@ def test_machine_dependent_cells_are_not_compared_exactly(notebook):
     path, nb = notebook
     for i, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
         source = "".join(cell["source"])
-        if cell["outputs"] and any(s in source for s in ("provenance(", "train_batched(", "save_results(", "SCALE")):
+        machine_dependent = ("provenance(", "train_batched(", "save_results(", "SCALE")
+        if cell["outputs"] and any(s in source for s in machine_dependent):
             assert "nbval-ignore-output" in cell["metadata"].get("tags", []), (
                 f"{path.name}: code cell {i} depends on the machine but is compared exactly")
 
