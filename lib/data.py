@@ -27,6 +27,9 @@ __all__ = [
     "one_vs_rest",
     "with_label_noise",
     "GaussianMixture",
+    "gaussian_bayes_linear_rule",
+    "linear_rule_class_errors",
+    "linear_rule_balanced_error",
 ]
 
 
@@ -240,3 +243,86 @@ class GaussianMixture:
         if balanced:
             scores = scores - self.priors.log()
         return scores.argmax(dim=1)
+
+
+def gaussian_bayes_linear_rule(
+    mixture: GaussianMixture, balanced: bool = False
+) -> tuple[Tensor, Tensor]:
+    r"""The Bayes-optimal classifier of a :class:`GaussianMixture` as a linear rule (chapter 3).
+
+    With a shared isotropic covariance :math:`\sigma^2 I` the log joint density is linear in
+    :math:`x` up to a term that is the same for every class, so the Bayes rule is
+    :math:`\arg\max_k\, (W x + b)_k` with
+
+    .. math:: W_k = \mu_k / \sigma^2, \qquad
+              b_k = \log\pi_k - \|\mu_k\|^2 / (2\sigma^2),
+
+    which minimises the error. With ``balanced=True`` the :math:`\log\pi_k` term is dropped:
+    :math:`\arg\max_k p(x\mid y=k) = \arg\max_k P(y=k\mid x)/\pi_k` minimises the balanced error
+    (the mean of the per-class errors). Returns float64 ``weight`` of shape ``(C, d)`` and
+    ``bias`` of shape ``(C,)``, the layout of an ``nn.Linear(d, C)``; the predictions agree with
+    :meth:`GaussianMixture.bayes_predict`.
+    """
+    if not isinstance(mixture, GaussianMixture):
+        raise ValueError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+    variance = mixture.sigma**2
+    weight = mixture.means / variance
+    bias = -mixture.means.square().sum(dim=1) / (2 * variance)
+    if not balanced:
+        bias = bias + mixture.priors.log()
+    return weight, bias
+
+
+def linear_rule_class_errors(mixture: GaussianMixture, weight, bias) -> np.ndarray:
+    r"""Closed-form per-class error of a linear rule on a two-class mixture (chapter 3).
+
+    The rule predicts :math:`\arg\max_k (W x + b)_k`, i.e. class 1 iff
+    :math:`\langle w, x\rangle + c > 0` with :math:`w = W_1 - W_0` and :math:`c = b_1 - b_0`.
+    Given :math:`y = k`, :math:`\langle w, x\rangle + c \sim
+    \mathcal N(\langle w, \mu_k\rangle + c,\ \sigma^2\|w\|^2)`, so with :math:`\Phi` the standard
+    normal CDF (``scipy.stats.norm.cdf``)
+
+    .. math:: \mathrm{err}_1 = \Phi\Big(-\frac{\langle w,\mu_1\rangle + c}{\sigma\|w\|}\Big),
+              \qquad
+              \mathrm{err}_0 = \Phi\Big(\frac{\langle w,\mu_0\rangle + c}{\sigma\|w\|}\Big).
+
+    A rule with :math:`w = 0` is constant: class 1 if :math:`c > 0`, else class 0 (``argmax``
+    takes the first of tied scores). ``weight`` has shape ``(..., 2, d)`` and ``bias`` shape
+    ``(..., 2)``, e.g. the stacked ``nn.Linear(d, 2)`` parameters of many models; the result has
+    shape ``(..., 2)`` (float64, errors of class 0 and class 1).
+    """
+    from scipy.stats import norm
+
+    if not isinstance(mixture, GaussianMixture):
+        raise ValueError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
+    num_classes, dim = mixture.means.shape
+    if num_classes != 2:
+        raise ValueError(f"mixture must have two classes for a closed form, got {num_classes}")
+    weight = np.asarray(torch.as_tensor(weight).detach().cpu(), dtype=np.float64)
+    bias = np.asarray(torch.as_tensor(bias).detach().cpu(), dtype=np.float64)
+    if weight.ndim < 2 or weight.shape[-2:] != (2, dim):
+        raise ValueError(f"weight must have shape (..., 2, {dim}), got {weight.shape}")
+    if bias.shape != weight.shape[:-1]:
+        raise ValueError(f"bias must have shape {weight.shape[:-1]} to match weight, "
+                         f"got {bias.shape}")
+    means = mixture.means.numpy()
+    w = weight[..., 1, :] - weight[..., 0, :]
+    c = bias[..., 1] - bias[..., 0]
+    scale = mixture.sigma * np.linalg.norm(w, axis=-1)
+    # standardised margins of the class means; +-inf for a constant rule (scale 0)
+    constant = np.where(c > 0, np.inf, -np.inf)
+    safe = np.where(scale > 0, scale, 1.0)
+    t1 = np.where(scale > 0, (w @ means[1] + c) / safe, constant)
+    t0 = np.where(scale > 0, (w @ means[0] + c) / safe, constant)
+    return np.stack([norm.cdf(t0), norm.cdf(-t1)], axis=-1)
+
+
+def linear_rule_balanced_error(mixture: GaussianMixture, weight, bias) -> np.ndarray:
+    r"""Balanced error :math:`(\mathrm{err}_0 + \mathrm{err}_1)/2` of a linear rule (chapter 3).
+
+    The mean of :func:`linear_rule_class_errors` (see there for the formula and the shapes);
+    the result has shape ``weight.shape[:-2]``. For the balanced Bayes rule of
+    :func:`gaussian_bayes_linear_rule` it is :math:`\Phi(-\|\mu_1-\mu_0\|/2\sigma)`, the least
+    balanced error any classifier can reach on the mixture.
+    """
+    return linear_rule_class_errors(mixture, weight, bias).mean(axis=-1)

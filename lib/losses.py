@@ -30,6 +30,7 @@ __all__ = [
     "f1_weighted_bce",
     "generalized_cross_entropy",
     "logit_adjusted_cross_entropy",
+    "class_weighted_bce",
     "value_checks_off",
     "check_binary_targets",
     "check_class_targets",
@@ -221,7 +222,9 @@ def logit_adjusted_cross_entropy(
         raise ValueError(f"tau must be >= 0, got {tau}")
     if _value_checks:
         check_prior(prior)
-    return F.cross_entropy(logits + tau * torch.log(prior.to(logits.dtype)), targets)
+    # the prior may live on another device or in another dtype than the logits (e.g. a CPU
+    # prior with CUDA logits): take it to the logits'
+    return F.cross_entropy(logits + tau * torch.log(prior.to(logits)), targets)
 
 
 def check_prior(prior: Tensor, name: str = "prior") -> None:
@@ -233,3 +236,29 @@ def check_prior(prior: Tensor, name: str = "prior") -> None:
     total = float(prior.double().sum())
     if abs(total - 1.0) > 1e-4:
         raise ValueError(f"{name} must sum to 1, got {total:.6f}")
+
+
+def class_weighted_bce(
+    logits: Tensor, targets: Tensor, positive_weight: float, negative_weight: float = 1.0
+) -> Tensor:
+    r"""Binary cross-entropy with one fixed weight per class (chapter 2, eq. weighted-ce).
+
+    .. math:: L = -\frac1N\sum_n \big[w_+\, y_n\log p_n + w_-\,(1-y_n)\log(1-p_n)\big],
+              \qquad p_n = \sigma(z_n)
+
+    with :math:`w_+` = ``positive_weight`` and :math:`w_-` = ``negative_weight``, both Python
+    numbers :math:`\ge 0`. Inverse-frequency ("balanced") weights for a positive rate
+    :math:`\pi` are :math:`w_+ = 1/(2\pi)`, :math:`w_- = 1/(2(1-\pi))`, what
+    ``sklearn.utils.class_weight.compute_class_weight("balanced", ...)`` returns. Chapter 2
+    shows that its population minimiser, thresholded at 1/2, predicts positive exactly when
+    :math:`P(y=1\mid x) > w_-/(w_+ + w_-)`, which is :math:`\pi` for balanced weights.
+    :func:`f1_weighted_bce` is the same loss with :math:`w_+ = 1 - F/2`, :math:`w_- = F/2`.
+    """
+    weights = {"positive_weight": positive_weight, "negative_weight": negative_weight}
+    for name, weight in weights.items():
+        if (isinstance(weight, (Tensor, bool)) or not isinstance(weight, (int, float))
+                or not math.isfinite(weight) or weight < 0):
+            raise ValueError(f"{name} must be a finite Python number >= 0, got {weight!r}")
+    y = _binary_inputs(logits, targets)
+    weight = negative_weight + (positive_weight - negative_weight) * y
+    return F.binary_cross_entropy_with_logits(logits, y, weight=weight)

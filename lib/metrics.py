@@ -7,7 +7,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-__all__ = ["per_model"]
+__all__ = [
+    "per_model",
+    "f1_at_thresholds",
+    "best_threshold",
+    "posthoc_adjusted_logits",
+    "head_medium_tail",
+    "group_accuracy",
+]
 
 
 def per_model(metric: Callable, y_true, y_pred, **kwargs) -> np.ndarray:
@@ -26,3 +33,141 @@ def per_model(metric: Callable, y_true, y_pred, **kwargs) -> np.ndarray:
     flat = y_pred.reshape(-1, y_true.shape[0])
     scores = [metric(y_true, row, **kwargs) for row in flat]
     return np.asarray(scores, dtype=np.float64).reshape(y_pred.shape[:-1])
+
+
+def _as_float_array(values, name: str) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu()
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name} must be numbers (an array or a tensor)") from error
+
+
+def f1_at_thresholds(y_true, probabilities, thresholds) -> np.ndarray:
+    r"""Positive-class F1 of every model at every decision threshold (chapter 2).
+
+    Model ``m`` predicts positive where ``probabilities[m] >= t``. With TP, FP and FN counted
+    against ``y_true``,
+
+    .. math:: \mathrm{F1}(t) = \frac{2\,\mathrm{TP}}{2\,\mathrm{TP} + \mathrm{FP} + \mathrm{FN}},
+
+    and 0 where the denominator is 0, the numbers of scikit-learn's
+    ``f1_score(y_true, probabilities[m] >= t, zero_division=0)`` for every model and threshold
+    in one vectorised pass (``precision_recall_curve`` gives F1 at each model's own thresholds,
+    not on a grid shared by many models). ``y_true`` has shape ``(N,)`` with values in {0, 1},
+    ``probabilities`` shape ``(..., N)`` (e.g. ``(L, S, N)``) and ``thresholds`` shape ``(T,)``;
+    the result has shape ``(..., T)``, float64.
+    """
+    y = _as_float_array(y_true, "y_true")
+    probs = _as_float_array(probabilities, "probabilities")
+    thresholds = _as_float_array(thresholds, "thresholds")
+    if y.ndim != 1 or not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("y_true must be a 1-D array of labels in {0, 1}")
+    if probs.ndim == 0 or probs.shape[-1:] != y.shape:
+        raise ValueError(
+            f"probabilities must have shape (..., {len(y)}) to match y_true, got {probs.shape}"
+        )
+    if thresholds.ndim != 1 or thresholds.size == 0 or not np.isfinite(thresholds).all():
+        raise ValueError("thresholds must be a non-empty 1-D array of finite numbers")
+    positives = y.sum()
+    scores = np.empty(probs.shape[:-1] + thresholds.shape)
+    for k, t in enumerate(thresholds):
+        predicted = probs >= t
+        tp = (predicted * y).sum(-1)
+        denominator = predicted.sum(-1) + positives  # 2 TP + FP + FN = predicted + actual
+        scores[..., k] = np.divide(2 * tp, denominator, out=np.zeros_like(tp),
+                                   where=denominator > 0)
+    return scores
+
+
+def best_threshold(y_true, probabilities, thresholds) -> np.ndarray:
+    """For every model, the threshold of ``thresholds`` with the highest F1 (chapter 2).
+
+    F1 as in :func:`f1_at_thresholds`, whose arguments this takes; on ties the first of the
+    tied thresholds in the order given. Result of shape ``probabilities.shape[:-1]``. Tune it
+    on a validation split and apply it to the test split.
+    """
+    scores = f1_at_thresholds(y_true, probabilities, thresholds)
+    return _as_float_array(thresholds, "thresholds")[scores.argmax(-1)]
+
+
+def posthoc_adjusted_logits(logits, prior, tau: float = 1.0) -> torch.Tensor:
+    r"""Post-hoc logit adjustment of Menon et al. (2020) (chapter 3, eq. posthoc; chapter 4).
+
+    .. math:: \tilde s_i = s_i - \tau \log \pi_i, \qquad \hat y = \arg\max_i \tilde s_i
+
+    for logits :math:`s` of shape ``(..., C)`` (e.g. ``(L, S, N, C)`` from
+    :meth:`lib.train.Ensemble.logits`), the training class prior :math:`\pi` = ``prior`` of
+    shape ``(C,)`` (positive, summing to 1) and ``tau`` :math:`\ge 0`. Predict by ``argmax``
+    over the last axis. When ``softmax(s)`` estimates :math:`P(y\mid x)`, ``tau = 1`` gives
+    :math:`\arg\max_i P(y=i\mid x)/\pi_i`, the rule that minimises the balanced error; ``tau = 0``
+    returns the logits unchanged. Returns a tensor of the logits' dtype and device.
+    """
+    from . import losses as _losses
+
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim < 1:
+        raise ValueError("logits must be a floating-point tensor of shape (..., C)")
+    if not isinstance(prior, torch.Tensor) or prior.shape != logits.shape[-1:]:
+        shape = tuple(prior.shape) if isinstance(prior, torch.Tensor) else type(prior).__name__
+        raise ValueError(f"prior must be a tensor of shape ({logits.shape[-1]},) to match "
+                         f"logits {tuple(logits.shape)}, got {shape}")
+    _losses.check_prior(prior)
+    if (isinstance(tau, (torch.Tensor, bool)) or not isinstance(tau, (int, float))
+            or not np.isfinite(tau) or tau < 0):
+        raise ValueError(f"tau must be a finite Python number >= 0, got {tau!r}")
+    return logits - tau * prior.to(dtype=logits.dtype, device=logits.device).log()
+
+
+def head_medium_tail(counts) -> dict[str, list[int]]:
+    """Split the classes of a long-tailed training set into head, medium and tail (chapter 3).
+
+    Classes are ranked by their training count ``counts[c]``, largest first (ties by class
+    index); the first ``C // 3`` are the head, the last ``C // 3`` the tail and the rest the
+    medium group, so 10 classes split 3 / 4 / 3. Returns ``{"head": [...], "medium": [...],
+    "tail": [...]}`` with the class indices of each group in increasing order, the ``groups``
+    argument of :func:`group_accuracy`.
+    """
+    counts = [int(n) for n in counts]
+    if len(counts) < 3 or min(counts) < 0:
+        raise ValueError(f"counts must hold at least 3 non-negative class counts, got {counts}")
+    order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))
+    k = len(counts) // 3
+    return {"head": sorted(order[:k]), "medium": sorted(order[k:len(counts) - k]),
+            "tail": sorted(order[len(counts) - k:])}
+
+
+def group_accuracy(y_true, y_pred, groups) -> dict[str, np.ndarray]:
+    r"""Mean per-class accuracy within groups of classes, for every model of a batch (chapter 3).
+
+    .. math:: \mathrm{acc}_G = \frac{1}{|G|}\sum_{c\in G} P(\hat y = c \mid y = c)
+
+    where :math:`P(\hat y = c\mid y = c)` is the accuracy on the test samples of class ``c``
+    (its recall, from scikit-learn's ``recall_score(..., average=None)``). With one group
+    holding every class this is the balanced accuracy (``balanced_accuracy_score``); with
+    :func:`head_medium_tail` it gives head, medium and tail accuracy, and with one class per
+    group the per-class accuracies. ``y_true`` has shape ``(N,)``, ``y_pred`` shape ``(..., N)``
+    (e.g. ``(L, S, N)``); ``groups`` maps a name to a non-empty list of classes, each of which
+    must occur in ``y_true``. Returns ``{name: array of shape y_pred.shape[:-1]}`` (float64).
+    """
+    from sklearn.metrics import recall_score
+
+    y_true = np.asarray(torch.as_tensor(y_true).cpu())
+    y_pred = np.asarray(torch.as_tensor(y_pred).cpu())
+    if y_true.ndim != 1 or y_pred.ndim < 1 or y_pred.shape[-1:] != y_true.shape:
+        raise ValueError(
+            f"y_pred must have shape (..., {len(y_true)}) to match y_true, got {y_pred.shape}"
+        )
+    if not groups or any(len(members) == 0 for members in groups.values()):
+        raise ValueError(f"groups must map each name to a non-empty list of classes, got {groups}")
+    classes = sorted({int(c) for members in groups.values() for c in members})
+    missing = [c for c in classes if not (y_true == c).any()]
+    if missing:
+        raise ValueError(f"groups name classes {missing} that do not occur in y_true")
+    flat = y_pred.reshape(-1, len(y_true))
+    recalls = np.array([recall_score(y_true, row, labels=classes, average=None) for row in flat])
+    column = {c: i for i, c in enumerate(classes)}
+    return {
+        name: recalls[:, [column[int(c)] for c in members]].mean(axis=1).reshape(y_pred.shape[:-1])
+        for name, members in groups.items()
+    }
