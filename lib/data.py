@@ -24,6 +24,7 @@ __all__ = [
     "load_mnist1d",
     "long_tailed_counts",
     "long_tailed_indices",
+    "long_tailed_split",
     "one_vs_rest",
     "with_label_noise",
     "GaussianMixture",
@@ -145,6 +146,25 @@ def long_tailed_indices(labels: Tensor, counts: list[int], seed: int = 0) -> Ten
         chosen.append(members[torch.randperm(len(members), generator=generator)[:n]])
     indices = torch.cat(chosen)
     return indices[torch.randperm(len(indices), generator=generator)]
+
+
+def long_tailed_split(split: Split, n_max: int, ratio: float, seed: int = 0) -> Split:
+    """A long-tailed training set and a balanced test set from ``split`` (chapters 3 and 4).
+
+    The training part keeps ``long_tailed_counts(n_max, C, ratio)`` samples of class ``c``
+    (:func:`long_tailed_indices`, drawn with ``seed``, in random order);
+    the test part keeps the same number of samples from every class (as many as its rarest
+    class has), so that plain test accuracy is balanced accuracy.
+    """
+    num_classes = int(split.y_train.max()) + 1
+    counts = long_tailed_counts(n_max, num_classes, ratio)
+    train = long_tailed_indices(split.y_train, counts, seed=seed)
+    per_class = int(torch.bincount(split.y_test, minlength=num_classes).min())
+    if per_class == 0:
+        raise ValueError("split.y_test must hold every class at least once")
+    test = long_tailed_indices(split.y_test, [per_class] * num_classes, seed=seed)
+    return Split(split.x_train[train], split.y_train[train], split.x_test[test],
+                 split.y_test[test])
 
 
 def one_vs_rest(

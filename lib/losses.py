@@ -31,6 +31,10 @@ __all__ = [
     "generalized_cross_entropy",
     "logit_adjusted_cross_entropy",
     "class_weighted_bce",
+    "class_weighted_cross_entropy",
+    "class_balanced_weights",
+    "focal_loss",
+    "ldam_loss",
     "value_checks_off",
     "check_binary_targets",
     "check_class_targets",
@@ -262,3 +266,125 @@ def class_weighted_bce(
     y = _binary_inputs(logits, targets)
     weight = negative_weight + (positive_weight - negative_weight) * y
     return F.binary_cross_entropy_with_logits(logits, y, weight=weight)
+
+
+def _number(value, name: str, low: float = 0.0, high: float = math.inf) -> float:
+    """``value`` as a float, or ``ValueError`` unless it is a finite number in [low, high]."""
+    if (isinstance(value, (Tensor, bool)) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or not low <= value <= high):
+        raise ValueError(f"{name} must be a finite Python number in [{low}, {high}], "
+                         f"got {value!r}")
+    return float(value)
+
+
+def _class_vector(values, num_classes: int, name: str, like: Tensor) -> Tensor:
+    """A per-class tensor of shape ``(C,)`` on the logits' device and dtype."""
+    values = torch.as_tensor(values)
+    if values.shape != (num_classes,):
+        raise ValueError(f"{name} must have shape ({num_classes},) to match logits with "
+                         f"{num_classes} classes, got {tuple(values.shape)}")
+    return values.to(device=like.device, dtype=like.dtype)
+
+
+def class_weighted_cross_entropy(logits: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
+    r"""Cross-entropy with one weight per class, applied after the log (chapters 3 and 4).
+
+    .. math:: L = -\frac1N \sum_n w_{y_n} \log \mathrm{softmax}(z_n)_{y_n}
+
+    with ``weights`` :math:`w` of shape ``(C,)``, non-negative. Note the plain mean over the
+    batch: ``F.cross_entropy(..., weight=w)`` divides by :math:`\sum_n w_{y_n}` instead, which
+    renormalises every batch and undoes part of the weighting. Its gradient is :math:`w_y`
+    times the cross-entropy gradient (chapter 4's table). Weights from counts:
+    :func:`class_balanced_weights`.
+    """
+    _multiclass_inputs(logits, targets)
+    w = _class_vector(weights, logits.shape[1], "weights", logits)
+    if _value_checks and not bool((w >= 0).all()):
+        raise ValueError("weights must be non-negative")
+    return (w[targets] * F.cross_entropy(logits, targets, reduction="none")).mean()
+
+
+def class_balanced_weights(counts, beta: float) -> Tensor:
+    r"""Class weights from the "effective number of samples" of Cui et al. (2019) (chapter 4).
+
+    .. math:: w_c \propto \frac{1 - \beta}{1 - \beta^{\,n_c}}, \qquad 0 \le \beta \le 1,
+
+    normalised so that the average weight over the *samples* is 1, :math:`\sum_c n_c w_c =
+    \sum_c n_c` (the loss keeps the scale of plain cross-entropy; Cui et al. normalise to
+    :math:`\sum_c w_c = C` instead, a global factor). ``beta = 0`` gives equal weights and the
+    limit ``beta -> 1``, accepted as ``beta = 1``, gives inverse-frequency weights
+    :math:`w_c = n / (C\, n_c)`, scikit-learn's ``"balanced"``. ``counts`` are the positive
+    training counts per class; returns float64 of shape ``(C,)``.
+    """
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    if counts.ndim != 1 or len(counts) < 2 or not bool((counts > 0).all()):
+        raise ValueError(f"counts must be a 1-D sequence of at least 2 positive class counts, "
+                         f"got {counts.tolist()}")
+    beta = _number(beta, "beta", 0.0, 1.0)
+    if beta == 1.0:
+        raw = 1 / counts
+    elif beta == 0.0:
+        raw = torch.ones_like(counts)
+    else:  # 1 - beta^n = -expm1(n log beta), accurate for beta close to 1
+        raw = (1 - beta) / -torch.expm1(counts * math.log(beta))
+    return raw * counts.sum() / (raw * counts).sum()
+
+
+def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alpha=None) -> Tensor:
+    r"""Focal loss of Lin et al. (2017), binary or multi-class (chapter 4, eq. focal).
+
+    .. math:: L = -\frac1N \sum_n \alpha_{n}\, (1 - p_{n})^{\gamma} \log p_{n}
+
+    with :math:`p_n` the probability of the true label (sigmoid for logits ``(N,)``, softmax for
+    ``(N, C)``) and ``gamma`` :math:`\ge 0` (0 gives cross-entropy). Binary: ``alpha`` is a
+    number in [0, 1] weighting positives by :math:`\alpha` and negatives by :math:`1 - \alpha`,
+    exactly ``torchvision.ops.sigmoid_focal_loss(..., reduction="mean")`` (whose
+    ``alpha=-1`` is ``alpha=None`` here). Multi-class: ``alpha`` is a tensor of class weights of
+    shape ``(C,)``. Chapter 4 shows its gradient is the cross-entropy gradient times
+    :math:`\alpha\,[(1-p)^\gamma - \gamma\, p\, (1-p)^{\gamma-1}\log p]`.
+    """
+    gamma = _number(gamma, "gamma")
+    if logits.ndim == 1:
+        y = _binary_inputs(logits, targets)
+        ce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")  # -log p_t
+        weight = None
+        if alpha is not None:
+            alpha = _number(alpha, "alpha", 0.0, 1.0)
+            weight = alpha * y + (1 - alpha) * (1 - y)
+    else:
+        _multiclass_inputs(logits, targets)
+        ce = F.cross_entropy(logits, targets, reduction="none")
+        weight = None
+        if alpha is not None:
+            weight = _class_vector(alpha, logits.shape[1], "alpha", logits)[targets]
+    # 1 - p_t = -expm1(-ce), accurate when p_t is close to 1; kept above 0 so that its power
+    # has a finite gradient for gamma < 1
+    one_minus_p = (-torch.expm1(-ce)).clamp_min(torch.finfo(ce.dtype).tiny)
+    loss = one_minus_p**gamma * ce
+    return (loss if weight is None else weight * loss).mean()
+
+
+def ldam_loss(logits: Tensor, targets: Tensor, counts, max_margin: float = 0.5,
+              scale: float = 1.0) -> Tensor:
+    r"""Label-distribution-aware margin loss of Cao et al. (2019) (chapter 4, eq. ldam).
+
+    .. math:: L = -\frac1N\sum_n \log
+              \frac{e^{s(z_{n,y_n} - \Delta_{y_n})}}
+                   {e^{s(z_{n,y_n} - \Delta_{y_n})} + \sum_{i\ne y_n} e^{s z_{n,i}}},
+              \qquad \Delta_c = m \Big(\frac{n_{\min}}{n_c}\Big)^{1/4}
+
+    cross-entropy after subtracting a margin :math:`\Delta_y \propto n_y^{-1/4}` from the true
+    class's logit (the rarest class gets ``max_margin`` :math:`m`), then multiplying all logits
+    by ``scale`` :math:`s`. Cao et al. apply it to a cosine classifier with :math:`s = 30`; on
+    the unnormalised logits of the book's MLPs ``scale = 1`` keeps the margins in logit units.
+    It shifts logits *before* the log, like logit adjustment, but only the true class's.
+    """
+    _multiclass_inputs(logits, targets)
+    counts = _class_vector(counts, logits.shape[1], "counts", logits)
+    if _value_checks and not bool((counts > 0).all()):
+        raise ValueError("counts must be positive")
+    max_margin = _number(max_margin, "max_margin")
+    scale = _number(scale, "scale", low=torch.finfo(torch.float64).tiny)
+    margins = max_margin * (counts.min() / counts) ** 0.25
+    shifted = logits - F.one_hot(targets, logits.shape[1]).to(logits.dtype) * margins
+    return F.cross_entropy(scale * shifted, targets)

@@ -1,0 +1,194 @@
+"""Chapter 4's losses and weights in lib against their closed forms (float64)."""
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+import torch.nn.functional as F
+
+from lib import data
+from lib import losses as L
+
+
+@pytest.fixture(autouse=True)
+def float64():
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def grad_of(loss, logits, *args, **kwargs):
+    logits = logits.clone().requires_grad_()
+    value = loss(logits, *args, **kwargs)
+    (grad,) = torch.autograd.grad(value, logits)
+    return value.detach(), grad
+
+
+def multiclass_batch(n=40, C=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return 3 * torch.randn(n, C, generator=g), torch.randint(0, C, (n,), generator=g)
+
+
+def torchvision_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0):
+    # the formula of torchvision.ops.sigmoid_focal_loss (torchvision 0.2x), reduction="mean"
+    p = torch.sigmoid(inputs)
+    ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = ce_loss * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+        loss = alpha_t * loss
+    return loss.mean()
+
+
+@pytest.mark.parametrize("alpha", [0.25, None])
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0, 5.0])
+def test_binary_focal_loss_is_torchvisions(alpha, gamma):
+    g = torch.Generator().manual_seed(1)
+    logits, targets = 3 * torch.randn(50, generator=g), (torch.rand(50, generator=g) < 0.2).double()
+    ours, our_grad = grad_of(L.focal_loss, logits, targets, gamma, alpha)
+    theirs, their_grad = grad_of(torchvision_sigmoid_focal_loss, logits, targets,
+                                 -1 if alpha is None else alpha, gamma)
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(our_grad, their_grad)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
+def test_multiclass_focal_gradient_is_weighted_ce_gradient(gamma):
+    p = sp.Symbol("p", positive=True)
+    focal = -(1 - p) ** gamma * sp.log(p)
+    weight = sp.lambdify(p, -p * sp.diff(focal, p), "numpy")  # w = -p dl/dp (chapter 4)
+    logits, targets = multiclass_batch()
+    alpha = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    value, grad = grad_of(L.focal_loss, logits, targets, gamma, alpha)
+    p_true = logits.softmax(1).gather(1, targets[:, None]).squeeze(1)
+    ce = F.cross_entropy(logits, targets, reduction="none")
+    torch.testing.assert_close(value, (alpha[targets] * (1 - p_true) ** gamma * ce).mean())
+    _, ce_grad = grad_of(lambda z, t: F.cross_entropy(z, t, reduction="sum"), logits, targets)
+    w = torch.from_numpy(weight(p_true.numpy())) * alpha[targets]
+    torch.testing.assert_close(grad, w[:, None] * ce_grad / len(targets))
+
+
+def test_focal_loss_with_gamma_zero_is_cross_entropy_and_finite_at_extremes():
+    logits, targets = multiclass_batch()
+    torch.testing.assert_close(L.focal_loss(logits, targets, 0.0), F.cross_entropy(logits, targets))
+    for gamma in (0.5, 2.0):
+        value, grad = grad_of(L.focal_loss, torch.tensor([1e4, -1e4, 1e4]),
+                              torch.tensor([1.0, 0.0, 0.0]), gamma)
+        assert torch.isfinite(value) and bool(torch.isfinite(grad).all())
+
+
+def test_class_weighted_cross_entropy_is_weight_times_ce():
+    logits, targets = multiclass_batch()
+    weights = torch.tensor([0.5, 1.0, 2.0, 4.0])
+    value, grad = grad_of(L.class_weighted_cross_entropy, logits, targets, weights)
+    ce = F.cross_entropy(logits, targets, reduction="none")
+    torch.testing.assert_close(value, (weights[targets] * ce).mean())
+    _, ce_grad = grad_of(lambda z, t: F.cross_entropy(z, t, reduction="sum"), logits, targets)
+    torch.testing.assert_close(grad, weights[targets][:, None] * ce_grad / len(targets))
+    # unlike PyTorch's weight=, which divides by the sum of the weights in the batch
+    assert not torch.isclose(value, F.cross_entropy(logits, targets, weight=weights))
+
+
+def test_class_balanced_weights_formula_and_limits():
+    counts = [1000, 200, 30, 5]
+    n = torch.tensor(counts, dtype=torch.float64)
+    for beta in (0.9, 0.99, 0.999):
+        raw = (1 - beta) / (1 - beta**n)
+        expected = raw * n.sum() / (raw * n).sum()
+        torch.testing.assert_close(L.class_balanced_weights(counts, beta), expected)
+    w = L.class_balanced_weights(counts, 0.9999)
+    assert float((w * n).sum()) == pytest.approx(float(n.sum()))  # average sample weight 1
+    torch.testing.assert_close(L.class_balanced_weights(counts, 0.0), torch.ones(4))
+    torch.testing.assert_close(L.class_balanced_weights(counts, 1.0), n.sum() / (4 * n))
+    # beta -> 1 approaches inverse frequency continuously
+    torch.testing.assert_close(L.class_balanced_weights(counts, 1 - 1e-9),
+                               L.class_balanced_weights(counts, 1.0), rtol=1e-5, atol=0)
+    beta = sp.Symbol("beta", positive=True)
+    assert sp.limit((1 - beta) / (1 - beta**7), beta, 1) == sp.Rational(1, 7)
+
+
+def test_ldam_loss_is_ce_on_margin_shifted_logits():
+    logits, targets = multiclass_batch(C=3)
+    counts = [400, 100, 25]
+    margins = 0.5 * (25 / torch.tensor(counts, dtype=torch.float64)) ** 0.25
+    assert margins.max() == pytest.approx(0.5) and margins[0] == pytest.approx(0.5 / 2)
+    shifted = logits - F.one_hot(targets, 3) * margins
+    for scale in (1.0, 30.0):
+        value, grad = grad_of(L.ldam_loss, logits, targets, counts, 0.5, scale)
+        expected = F.cross_entropy(scale * shifted, targets)
+        torch.testing.assert_close(value, expected)
+        probs = (scale * shifted).softmax(1)
+        torch.testing.assert_close(grad, scale * (probs - F.one_hot(targets, 3)) / len(targets))
+    torch.testing.assert_close(L.ldam_loss(logits, targets, counts, 0.0),
+                               F.cross_entropy(logits, targets))
+
+
+def test_balanced_softmax_is_logit_adjustment_with_tau_one():
+    # Ren et al. (2020): -log(n_y e^{z_y} / sum_j n_j e^{z_j}) equals the logit-adjusted loss
+    logits, targets = multiclass_batch()
+    counts = torch.tensor([500.0, 120.0, 30.0, 6.0])
+    balanced_softmax = F.cross_entropy(logits + counts.log(), targets)
+    torch.testing.assert_close(
+        balanced_softmax,
+        L.logit_adjusted_cross_entropy(logits, targets, counts / counts.sum(), tau=1.0))
+
+
+def test_new_losses_reject_bad_input():
+    logits, targets = multiclass_batch(C=3)
+    with pytest.raises(ValueError, match="gamma must be a finite Python number"):
+        L.focal_loss(logits, targets, gamma=-1.0)
+    with pytest.raises(ValueError, match="alpha must be a finite Python number in"):
+        L.focal_loss(logits[:, 0], (targets == 0).double(), alpha=1.5)
+    with pytest.raises(ValueError, match=r"alpha must have shape \(3,\)"):
+        L.focal_loss(logits, targets, alpha=torch.ones(4))
+    with pytest.raises(ValueError, match=r"weights must have shape \(3,\)"):
+        L.class_weighted_cross_entropy(logits, targets, torch.ones(2))
+    with pytest.raises(ValueError, match="weights must be non-negative"):
+        L.class_weighted_cross_entropy(logits, targets, torch.tensor([1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match="counts must be a 1-D sequence"):
+        L.class_balanced_weights([10, 0, 3], 0.9)
+    with pytest.raises(ValueError, match=r"beta must be a finite Python number in \[0.0, 1.0\]"):
+        L.class_balanced_weights([10, 5], 1.5)
+    with pytest.raises(ValueError, match="counts must be positive"):
+        L.ldam_loss(logits, targets, [10, 0, 3])
+    with pytest.raises(ValueError, match=r"counts must have shape \(3,\)"):
+        L.ldam_loss(logits, targets, [10, 3])
+    with pytest.raises(ValueError, match="max_margin must be"):
+        L.ldam_loss(logits, targets, [10, 5, 3], max_margin=-0.1)
+    with pytest.raises(ValueError, match="scale must be"):
+        L.ldam_loss(logits, targets, [10, 5, 3], scale=0.0)
+
+
+def test_new_losses_run_under_vmap():
+    logits = 2 * torch.randn(3, 16, 4)
+    targets = torch.randint(0, 4, (3, 16))
+    counts, weights = [50, 20, 8, 2], torch.tensor([0.2, 0.5, 1.0, 3.0])
+    fns = [lambda z, t: L.focal_loss(z, t, 2.0),
+           lambda z, t: L.class_weighted_cross_entropy(z, t, weights),
+           lambda z, t: L.ldam_loss(z, t, counts, 1.0)]
+    with L.value_checks_off():
+        for fn in fns:
+            batched = torch.func.vmap(fn)(logits, targets)
+            torch.testing.assert_close(batched, torch.stack([fn(a, b) for a, b in
+                                                             zip(logits, targets)]))
+
+
+def test_long_tailed_split_keeps_counts_and_balances_the_test_set():
+    g = torch.Generator().manual_seed(0)
+    y_train, y_test = torch.arange(4).repeat(300), torch.arange(4).repeat_interleave(
+        torch.tensor([50, 60, 70, 55]))
+    split = data.Split(torch.randn(len(y_train), 3, generator=g), y_train,
+                       torch.randn(len(y_test), 3, generator=g), y_test)
+    lt = data.long_tailed_split(split, n_max=200, ratio=20)
+    counts = data.long_tailed_counts(200, 4, 20)
+    assert torch.bincount(lt.y_train).tolist() == counts
+    assert torch.bincount(lt.y_test).tolist() == [50] * 4
+    assert math.isclose(counts[0] / counts[-1], 20, rel_tol=0.05)
+    # rows stay matched: every kept training row is one of the originals with its own label
+    rows = {tuple(r.tolist()): int(c) for r, c in zip(split.x_train, split.y_train)}
+    assert all(rows[tuple(r.tolist())] == int(c) for r, c in zip(lt.x_train, lt.y_train))
+    assert np.array_equal(lt.y_test.numpy(), data.long_tailed_split(split, 200, 20).y_test.numpy())
