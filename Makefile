@@ -20,7 +20,7 @@ $(READY): requirements.txt pyproject.toml
 test: lint unit notebooks
 
 lint: $(READY)
-	$(BIN)/ruff check lib tests scripts
+	$(BIN)/ruff check lib tests scripts benchmarks
 
 unit: $(READY)
 	$(BIN)/python -m pytest -q tests

@@ -89,7 +89,14 @@ def load_mnist1d(
 
 
 def _generate_mnist1d(num_samples: int, seed: int, train_split: float) -> dict:
-    from mnist1d.data import get_dataset_args, make_dataset
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as error:  # e.g. a GPU host without the package or its `requests`
+        raise RuntimeError(
+            f"MNIST-1D with {num_samples} samples (seed {seed}) is not cached and cannot be "
+            f"generated here ({error}). Generate it where the book's environment is installed "
+            "(scripts/gpu_prepare.sh does) and point BOOK_DATA_DIR at that folder."
+        ) from error
 
     args = get_dataset_args()
     args.num_samples, args.seed, args.train_split = num_samples, seed, train_split
@@ -99,7 +106,9 @@ def _generate_mnist1d(num_samples: int, seed: int, train_split: float) -> dict:
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)  # noqa: NPY002
-    return {key: data[key] for key in ("x", "y", "x_test", "y_test")}
+    # float32, the dtype the book trains in: half the size on disk (and to carry to a GPU host)
+    return {"x": data["x"].astype(np.float32), "y": data["y"],
+            "x_test": data["x_test"].astype(np.float32), "y_test": data["y_test"]}
 
 
 def long_tailed_counts(

@@ -118,3 +118,30 @@ def test_book_scale(monkeypatch):
 def test_mlp_output_shapes():
     assert train.mlp(4, [8], 1)(torch.zeros(5, 4)).shape == (5,)
     assert train.mlp(4, [8, 8], 10)(torch.zeros(5, 4)).shape == (5, 10)
+
+
+def test_fused_optimizer_matches_the_fused_plain_loop():
+    x, y = toy_multiclass()
+    kwargs = dict(epochs=3, batch_size=32, lr=0.01)
+    ensemble = train.train_batched(make_model, {"ce": F.cross_entropy}, x, y, [2, 3],
+                                   fused=True, progress=False, **kwargs)
+    model = train.train_one(make_model, F.cross_entropy, x, y, 3, fused=True, **kwargs)
+    assert_same_weights(ensemble, "ce", 3, model, atol=1e-5)
+
+
+def test_benchmark_script_runs_and_checks_equivalence(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    monkeypatch.setenv("BOOK_DATA_DIR", str(tmp_path))
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "trainer.py"
+    spec = importlib.util.spec_from_file_location("trainer_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    code = benchmark.main(["--device", "cpu", "--models", "3", "--plain-models", "1",
+                           "--samples", "1000", "--n-max", "60", "--ratio", "10",
+                           "--epochs", "1", "--batch-size", "32"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for row in ("plain", "batched", "batched+fused", "largest parameter difference"):
+        assert row in out

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Prepare a full-scale run of the book on a GPU host that has no network and its own PyTorch
+# (like the lent H200: Python 3.12, torch with CUDA, numpy, scipy, sympy, matplotlib,
+# scikit-learn, tqdm; no Jupyter stack, no mnist1d). Run it here, in a clone with the book's
+# environment (`make env`) and network access to the package registry:
+#
+#   bash scripts/gpu_prepare.sh [PYTHON_VERSION]      # default 3.12, the GPU host's Python
+#
+# It fills two git-ignored folders, about 35 MB in all, to copy next to the repository there:
+#   .whl/   the wheels of scripts/gpu-wheels.txt, built for that Python on x86-64
+#   .data/  the MNIST-1D sets the full scale uses, generated here (generation is single-threaded
+#           Python; carrying them saves the GPU host about half a minute)
+# Then, on the GPU host: bash scripts/gpu_run.sh OUT_DIR
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pyver=${1:-3.12}
+rm -rf .whl && mkdir -p .whl
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$pyver" \
+  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
+  --platform any -d .whl -r scripts/gpu-wheels.txt 2>&1 | grep -v "^WARNING: Location" || true
+# the full-scale MNIST-1D sizes: chapter 1, chapter 2, chapters 3 and 4 and the benchmark
+BOOK_DATA_DIR=.data .venv/bin/python -c "
+from lib import data
+for n in (20000, 50000, 44000, 15000):
+    data.load_mnist1d(num_samples=n)
+"
+echo "$(ls .whl/*.whl | wc -l) wheels in .whl, $(ls .data/*.npz | wc -l) data sets in .data:" \
+  "$(du -shc .whl .data | tail -1 | cut -f1) to carry"
