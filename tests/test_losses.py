@@ -8,14 +8,7 @@ import torch.nn.functional as F
 
 from lib import losses as L
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    """Compare in float64, where the closed forms and autograd agree to rounding."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py
 
 
 z, y, F1 = sp.symbols("z y F")

@@ -11,13 +11,7 @@ import torch.nn.functional as F
 from lib import data
 from lib import losses as L
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py
 
 
 def grad_of(loss, logits, *args, **kwargs):

@@ -11,13 +11,7 @@ from torch.func import vmap
 from lib import losses as L
 from lib import metrics
 
-
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py
 
 
 def binary_batch(n=64, seed=0, rate=0.3):
