@@ -245,8 +245,9 @@ def train_batched(
 
     ``fused`` selects PyTorch's fused optimiser kernels (one kernel per step for all parameter
     tensors); the default ``None`` uses them on CUDA, where they are faster, and not on the
-    CPU, where the default implementation keeps results bitwise identical to
-    :func:`train_one`. ``benchmarks/trainer.py`` measures all of these variants.
+    CPU, so that CPU results stay those of the default (foreach) kernels, which
+    :func:`train_one` uses too (the tests check agreement to 1e-5). ``benchmarks/trainer.py``
+    measures all of these variants.
     """
     seeds = list(seeds)
     _check_training_args(x, y, seeds, epochs, batch_size, lr)
