@@ -25,8 +25,9 @@ lint: $(READY)
 unit: $(READY)
 	$(BIN)/python -m pytest -q tests
 
+# the notebooks run at the test scale, whatever BOOK_SCALE the caller has set or the machine is
 notebooks: $(READY)
-	$(BIN)/python -m pytest -q --nbval --nbval-current-env chapters
+	BOOK_SCALE=quick $(BIN)/python -m pytest -q --nbval --nbval-current-env chapters
 
 ## make book: the rendered HTML book from the notebooks' committed outputs
 book: $(READY)

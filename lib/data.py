@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import os
 import random
+import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from .losses import check_number
 
 __all__ = [
     "Split",
@@ -36,7 +40,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Split:
-    """A train/test split of features ``x_*`` (float32) and labels ``y_*``."""
+    """A train/test split, what every loader of this module returns (chapters 1 to 4).
+
+    Args:
+        x_train (Tensor): training features, shape ``(N, d)``, float32 for MNIST-1D.
+        y_train (Tensor): training labels, shape ``(N,)``, int64 class indices.
+        x_test (Tensor): test features, shape ``(M, d)``.
+        y_test (Tensor): test labels, shape ``(M,)``.
+    """
 
     x_train: Tensor
     y_train: Tensor
@@ -47,7 +58,11 @@ class Split:
 def cache_dir() -> Path:
     """Folder for generated data sets: ``$BOOK_DATA_DIR``, else ``~/.cache/reweighting-book``.
 
-    ``$XDG_CACHE_HOME`` replaces ``~/.cache`` when it is set. The folder is created on demand.
+    ``$XDG_CACHE_HOME`` replaces ``~/.cache`` when it is set. Used by :func:`load_mnist1d`
+    (chapters 1 to 4).
+
+    Returns:
+        pathlib.Path: the folder; it is created on demand, not here.
     """
     if os.environ.get("BOOK_DATA_DIR"):
         return Path(os.environ["BOOK_DATA_DIR"]).expanduser()
@@ -60,32 +75,65 @@ def load_mnist1d(
 ) -> Split:
     """MNIST-1D (Greydanus 2020): 10 classes, 40 features, generated offline and cached.
 
-    With the defaults this is the published data set (4,000 training and 1,000 test samples,
-    seed 42), on which logistic regression reaches about 32% test accuracy, an MLP 68% and a
-    CNN 94%. ``num_samples`` must be a multiple of 10 (the generator makes the same number of
-    each digit). Generation is single-threaded Python (about 2 s per 10,000 samples); the result
-    is saved under ``directory`` (default :func:`cache_dir`) and reused. The generator's seeding
-    of Python's and NumPy's global random state is undone afterwards.
+    The data set of chapters 1 to 4. With the defaults this is the published data set (4,000
+    training and 1,000 test samples, seed 42), on which logistic regression reaches about 32%
+    test accuracy, an MLP 68% and a CNN 94%. Generation is single-threaded Python (about 2 s
+    per 10,000 samples); the result is saved under ``directory`` and reused. The cache is
+    derived data: a cached file that cannot be read (e.g. truncated by a full disk) is
+    regenerated, with one line on stderr naming it. The generator's seeding of Python's and
+    NumPy's global random state is undone afterwards.
+
+    Args:
+        num_samples (int): training plus test samples, a positive multiple of 10 (the generator
+            makes the same number of each digit). Default: ``5000``.
+        seed (int): the generator's seed. Default: ``42``.
+        train_split (float): the training fraction, in (0, 1). Default: ``0.8``.
+        directory (str, pathlib.Path or None): the cache folder; ``None`` means
+            :func:`cache_dir`. Default: ``None``.
+
+    Returns:
+        Split: float32 features of shape ``(n, 40)`` and int64 labels in [0, 10).
+
+    Raises:
+        ValueError: on a bad ``num_samples`` or ``train_split``.
+        RuntimeError: if the data are not cached and the ``mnist1d`` package is missing.
     """
-    if not isinstance(num_samples, int) or num_samples < 10 or num_samples % 10:
+    num_samples = check_number(num_samples, "num_samples", 10, integer=True)
+    if num_samples % 10:
         raise ValueError(f"num_samples must be a positive multiple of 10, got {num_samples!r}")
-    if not 0 < train_split < 1:
-        raise ValueError(f"train_split must lie strictly between 0 and 1, got {train_split!r}")
+    train_split = check_number(train_split, "train_split", 0.0, 1.0, low_open=True,
+                               high_open=True)
     folder = Path(directory) if directory is not None else cache_dir()
     path = folder / f"mnist1d_n{num_samples}_seed{seed}_split{train_split:g}.npz"
-    if not path.exists():
-        arrays = _generate_mnist1d(num_samples, seed, train_split)
-        folder.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.stem + f".{os.getpid()}.tmp.npz")
+    if path.exists():
+        try:
+            with np.load(path) as cached:
+                return _split_of({name: cached[name] for name in _MNIST1D_ARRAYS})
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
+            reason = " ".join(f"{type(error).__name__}: {error}".split())  # one line
+            print(f"lib.data: the cached MNIST-1D file {path} is unreadable ({reason}); "
+                  "regenerating it", file=sys.stderr)
+    arrays = _generate_mnist1d(num_samples, seed, train_split)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.stem + f".{os.getpid()}.tmp.npz")
+    try:
         np.savez(partial, **arrays)
         partial.replace(path)  # atomic: a concurrent reader never sees half a file
-    with np.load(path) as arrays:
-        return Split(
-            x_train=torch.from_numpy(arrays["x"].astype(np.float32)),
-            y_train=torch.from_numpy(arrays["y"].astype(np.int64)),
-            x_test=torch.from_numpy(arrays["x_test"].astype(np.float32)),
-            y_test=torch.from_numpy(arrays["y_test"].astype(np.int64)),
-        )
+    finally:
+        partial.unlink(missing_ok=True)  # left only when writing failed (e.g. a full disk)
+    return _split_of(arrays)
+
+
+_MNIST1D_ARRAYS = ("x", "y", "x_test", "y_test")
+
+
+def _split_of(arrays: dict) -> Split:
+    return Split(
+        x_train=torch.from_numpy(arrays["x"].astype(np.float32)),
+        y_train=torch.from_numpy(arrays["y"].astype(np.int64)),
+        x_test=torch.from_numpy(arrays["x_test"].astype(np.float32)),
+        y_test=torch.from_numpy(arrays["y_test"].astype(np.int64)),
+    )
 
 
 def _generate_mnist1d(num_samples: int, seed: int, train_split: float) -> dict:
@@ -120,14 +168,22 @@ def long_tailed_counts(
     profile of Cao et al. (2019) and Menon et al. (2020); CIFAR-10-LT is
     ``long_tailed_counts(5000, 10, 100)`` (12,406 images). ``profile="step"``: the first half of
     the classes keep :math:`n_\max` and the rest get :math:`\lfloor n_\max/\mathrm{ratio}\rfloor`.
-    ``ratio`` = :math:`n_\max / n_\min` must be at least 1.
+
+    Args:
+        n_max (int): the count of the first (largest) class, >= 1.
+        num_classes (int): the number of classes C, >= 2.
+        ratio (float): the imbalance ratio :math:`n_\max / n_\min`, a Python number >= 1.
+        profile (str): ``"exp"`` or ``"step"``. Default: ``"exp"``.
+
+    Returns:
+        list[int]: C counts, non-increasing.
+
+    Raises:
+        ValueError: on a bad argument.
     """
-    if not isinstance(n_max, int) or n_max < 1:
-        raise ValueError(f"n_max must be a positive integer, got {n_max!r}")
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
-    if not ratio >= 1:
-        raise ValueError(f"ratio (imbalance n_max / n_min) must be >= 1, got {ratio!r}")
+    n_max = check_number(n_max, "n_max", 1, integer=True)
+    num_classes = check_number(num_classes, "num_classes", 2, integer=True)
+    ratio = check_number(ratio, "ratio", 1.0)
     if profile == "exp":
         return [int(n_max * ratio ** (-i / (num_classes - 1))) for i in range(num_classes)]
     if profile == "step":
@@ -137,9 +193,19 @@ def long_tailed_counts(
 
 
 def long_tailed_indices(labels: Tensor, counts: list[int], seed: int = 0) -> Tensor:
-    """Indices of a random subset with ``counts[c]`` samples of class ``c``, in random order.
+    """Indices of a random subset with ``counts[c]`` samples of class ``c`` (chapters 3, 4).
 
-    Raises ``ValueError`` when a class has fewer than ``counts[c]`` samples in ``labels``.
+    Args:
+        labels (Tensor or array): class labels of shape ``(N,)``.
+        counts (list[int]): how many samples of class ``c`` to keep, for ``c = 0 .. C-1``
+            (e.g. :func:`long_tailed_counts`).
+        seed (int): seed of the draw. Default: ``0``.
+
+    Returns:
+        Tensor: int64 indices into ``labels``, shape ``(sum(counts),)``, in random order.
+
+    Raises:
+        ValueError: if ``labels`` is not 1-D or a class has fewer than ``counts[c]`` samples.
     """
     labels = torch.as_tensor(labels)
     if labels.ndim != 1:
@@ -158,12 +224,25 @@ def long_tailed_indices(labels: Tensor, counts: list[int], seed: int = 0) -> Ten
 
 
 def long_tailed_split(split: Split, n_max: int, ratio: float, seed: int = 0) -> Split:
-    """A long-tailed training set and a balanced test set from ``split`` (chapters 3 and 4).
+    r"""A long-tailed training set and a balanced test set from ``split`` (chapters 3 and 4).
 
-    The training part keeps ``long_tailed_counts(n_max, C, ratio)`` samples of class ``c``
-    (:func:`long_tailed_indices`, drawn with ``seed``, in random order);
-    the test part keeps the same number of samples from every class (as many as its rarest
-    class has), so that plain test accuracy is balanced accuracy.
+    The training part keeps ``long_tailed_counts(n_max, C, ratio)[c]`` samples of class ``c``
+    (:func:`long_tailed_indices`, in random order); the test part keeps the same number of
+    samples from every class (as many as its rarest class has), so that plain test accuracy is
+    balanced accuracy.
+
+    Args:
+        split (Split): the source, with int64 labels in [0, C).
+        n_max (int): samples kept of class 0, the largest, >= 1.
+        ratio (float): the imbalance ratio :math:`n_\max / n_\min`, >= 1.
+        seed (int): seed of the draws. Default: ``0``.
+
+    Returns:
+        Split: the long-tailed training part and the balanced test part.
+
+    Raises:
+        ValueError: on a bad ``n_max`` or ``ratio``, a class with too few training samples, or
+            a class missing from the test part.
     """
     num_classes = int(split.y_train.max()) + 1
     counts = long_tailed_counts(n_max, num_classes, ratio)
@@ -182,13 +261,27 @@ def one_vs_rest(
     """An imbalanced binary task: ``positive_class`` against all others (chapter 2).
 
     Keeps every negative and a random subset of the positives so that positives make up
-    ``positive_rate`` of the result (rounded to whole samples, at least one). Returns the
-    features and float targets in {0, 1}, shuffled. Apply it to the training and the test
-    split alike: F1 depends on the positive rate.
+    ``positive_rate`` of the result (rounded to whole samples, at least one). Apply it to the
+    training and the test split alike: F1 depends on the positive rate.
+
+    Args:
+        x (Tensor): features, shape ``(N, ...)``.
+        labels (Tensor or array): class labels, shape ``(N,)``.
+        positive_class (int): the class that becomes the positive label 1.
+        positive_rate (float): the fraction of positives wanted, in (0, 1).
+        seed (int): seed of the draw and the shuffle. Default: ``0``.
+
+    Returns:
+        tuple[Tensor, Tensor]: the kept features and their float32 targets in {0, 1},
+        shuffled.
+
+    Raises:
+        ValueError: on a bad ``positive_rate``, or a ``positive_class`` that is absent or has
+            too few samples for that rate.
     """
     labels = torch.as_tensor(labels)
-    if not 0 < positive_rate < 1:
-        raise ValueError(f"positive_rate must lie strictly between 0 and 1, got {positive_rate!r}")
+    positive_rate = check_number(positive_rate, "positive_rate", 0.0, 1.0, low_open=True,
+                                 high_open=True)
     positives = torch.nonzero(labels == positive_class).squeeze(1)
     negatives = torch.nonzero(labels != positive_class).squeeze(1)
     if len(positives) == 0:
@@ -207,11 +300,27 @@ def one_vs_rest(
 
 
 def with_label_noise(labels: Tensor, rate: float, num_classes: int, seed: int = 0) -> Tensor:
-    """Symmetric label noise (chapter 1): each label, with probability ``rate``, is replaced by
-    a class drawn uniformly from all ``num_classes`` (so it may stay the same)."""
+    """Symmetric label noise (chapter 1): each label is replaced with probability ``rate``.
+
+    The replacement is drawn uniformly from all ``num_classes`` classes, so a replaced label
+    may stay the same; the expected fraction of changed labels is
+    ``rate * (1 - 1 / num_classes)``.
+
+    Args:
+        labels (Tensor or array): class labels, shape ``(N,)``, in [0, num_classes).
+        rate (float): the replacement probability, in [0, 1].
+        num_classes (int): the number of classes, >= 1.
+        seed (int): seed of the draws. Default: ``0``.
+
+    Returns:
+        Tensor: the noisy labels, shape and dtype of ``labels``.
+
+    Raises:
+        ValueError: on a bad ``rate`` or ``num_classes``, or labels out of range.
+    """
     labels = torch.as_tensor(labels)
-    if not 0 <= rate <= 1:
-        raise ValueError(f"rate must lie in [0, 1], got {rate!r}")
+    rate = check_number(rate, "rate", 0.0, 1.0)
+    num_classes = check_number(num_classes, "num_classes", 1, integer=True)
     if labels.numel() and not (0 <= int(labels.min()) and int(labels.max()) < num_classes):
         raise ValueError(f"labels must lie in [0, {num_classes}) for num_classes={num_classes}")
     generator = torch.Generator().manual_seed(seed)
@@ -224,11 +333,20 @@ def with_label_noise(labels: Tensor, rate: float, num_classes: int, seed: int = 
 class GaussianMixture:
     r"""Classes with Gaussian features :math:`x \mid y=k \sim \mathcal N(\mu_k, \sigma^2 I)`.
 
-    ``means`` has shape ``(C, d)``, ``priors`` shape ``(C,)`` (positive, summing to 1). The
-    class posterior is known exactly, so the Bayes-optimal classifiers are too (chapter 3):
+    The class posterior is known exactly, so the Bayes-optimal classifiers are too (chapter 3):
     the error-minimising one predicts :math:`\arg\max_k\, \log\pi_k - \|x-\mu_k\|^2/2\sigma^2`,
     and the balanced-error-minimising one drops the :math:`\log\pi_k` term (it is the Bayes
     classifier under a uniform prior).
+
+    Args:
+        means (Tensor or array): class means :math:`\mu_k`, shape ``(C, d)`` with C >= 2;
+            stored as float64.
+        priors (Tensor or array): class priors :math:`\pi_k`, shape ``(C,)``, positive,
+            summing to 1; stored as float64.
+        sigma (float): the shared standard deviation, a Python number > 0. Default: ``1.0``.
+
+    Raises:
+        ValueError: on bad shapes, priors that are not a distribution, or a bad ``sigma``.
     """
 
     means: Tensor
@@ -246,28 +364,55 @@ class GaussianMixture:
             )
         if not bool((priors > 0).all()) or abs(float(priors.sum()) - 1) > 1e-9:
             raise ValueError(f"priors must be positive and sum to 1, got {priors.tolist()}")
-        if not self.sigma > 0:
-            raise ValueError(f"sigma must be positive, got {self.sigma!r}")
+        sigma = check_number(self.sigma, "sigma", low_open=True)
+        object.__setattr__(self, "sigma", sigma)
         object.__setattr__(self, "means", means)
         object.__setattr__(self, "priors", priors)
 
     def sample(self, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
-        """``n`` samples (float64 features ``(n, d)``, int64 labels ``(n,)``) drawn i.i.d."""
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer, got {n!r}")
+        """Draw ``n`` labelled samples i.i.d. from the mixture (chapter 3).
+
+        Args:
+            n (int): the number of samples, >= 1.
+            seed (int): seed of the draws. Default: ``0``.
+
+        Returns:
+            tuple[Tensor, Tensor]: float64 features of shape ``(n, d)`` and int64 labels of
+            shape ``(n,)``.
+
+        Raises:
+            ValueError: on a bad ``n``.
+        """
+        n = check_number(n, "n", 1, integer=True)
         generator = torch.Generator().manual_seed(seed)
         y = torch.multinomial(self.priors, n, replacement=True, generator=generator)
         noise = torch.randn(n, self.means.shape[1], generator=generator, dtype=torch.float64)
         return self.means[y] + self.sigma * noise, y
 
     def log_joint(self, x: Tensor) -> Tensor:
-        r""":math:`\log \pi_k + \log p(x\mid y=k)` up to a constant in k, shape ``(n, C)``."""
+        r"""Log joint density :math:`\log \pi_k + \log p(x\mid y=k)`, up to a constant in k.
+
+        Args:
+            x (Tensor or array): features of shape ``(n, d)``.
+
+        Returns:
+            Tensor: float64 of shape ``(n, C)``.
+        """
         x = torch.as_tensor(x, dtype=torch.float64)
         squared = torch.cdist(x, self.means).square()
         return self.priors.log() - squared / (2 * self.sigma**2)
 
     def bayes_predict(self, x: Tensor, balanced: bool = False) -> Tensor:
-        """Bayes-optimal labels: for the error, or (``balanced=True``) the balanced error."""
+        """Bayes-optimal labels, for the error or the balanced error (chapter 3).
+
+        Args:
+            x (Tensor or array): features of shape ``(n, d)``.
+            balanced (bool): minimise the balanced error (drop the prior) instead of the error.
+                Default: ``False``.
+
+        Returns:
+            Tensor: int64 labels of shape ``(n,)``.
+        """
         scores = self.log_joint(x)
         if balanced:
             scores = scores - self.priors.log()
@@ -288,9 +433,19 @@ def gaussian_bayes_linear_rule(
 
     which minimises the error. With ``balanced=True`` the :math:`\log\pi_k` term is dropped:
     :math:`\arg\max_k p(x\mid y=k) = \arg\max_k P(y=k\mid x)/\pi_k` minimises the balanced error
-    (the mean of the per-class errors). Returns float64 ``weight`` of shape ``(C, d)`` and
-    ``bias`` of shape ``(C,)``, the layout of an ``nn.Linear(d, C)``; the predictions agree with
+    (the mean of the per-class errors). The predictions agree with
     :meth:`GaussianMixture.bayes_predict`.
+
+    Args:
+        mixture (GaussianMixture): the mixture.
+        balanced (bool): minimise the balanced error instead of the error. Default: ``False``.
+
+    Returns:
+        tuple[Tensor, Tensor]: float64 ``weight`` of shape ``(C, d)`` and ``bias`` of shape
+        ``(C,)``, the layout of an ``nn.Linear(d, C)``.
+
+    Raises:
+        ValueError: if ``mixture`` is not a :class:`GaussianMixture`.
     """
     if not isinstance(mixture, GaussianMixture):
         raise ValueError(f"mixture must be a GaussianMixture, got {type(mixture).__name__}")
@@ -316,9 +471,19 @@ def linear_rule_class_errors(mixture: GaussianMixture, weight, bias) -> np.ndarr
               \mathrm{err}_0 = \Phi\Big(\frac{\langle w,\mu_0\rangle + c}{\sigma\|w\|}\Big).
 
     A rule with :math:`w = 0` is constant: class 1 if :math:`c > 0`, else class 0 (``argmax``
-    takes the first of tied scores). ``weight`` has shape ``(..., 2, d)`` and ``bias`` shape
-    ``(..., 2)``, e.g. the stacked ``nn.Linear(d, 2)`` parameters of many models; the result has
-    shape ``(..., 2)`` (float64, errors of class 0 and class 1).
+    takes the first of tied scores).
+
+    Args:
+        mixture (GaussianMixture): a two-class mixture.
+        weight (Tensor or array): :math:`W`, shape ``(..., 2, d)``, e.g. the stacked
+            ``nn.Linear(d, 2)`` weights of many models; any device.
+        bias (Tensor or array): :math:`b`, shape ``(..., 2)``; any device.
+
+    Returns:
+        numpy.ndarray: float64 of shape ``(..., 2)``, the errors of class 0 and class 1.
+
+    Raises:
+        ValueError: on a mixture that is not two-class, or mismatched shapes.
     """
     from scipy.stats import norm
 
@@ -349,9 +514,20 @@ def linear_rule_class_errors(mixture: GaussianMixture, weight, bias) -> np.ndarr
 def linear_rule_balanced_error(mixture: GaussianMixture, weight, bias) -> np.ndarray:
     r"""Balanced error :math:`(\mathrm{err}_0 + \mathrm{err}_1)/2` of a linear rule (chapter 3).
 
-    The mean of :func:`linear_rule_class_errors` (see there for the formula and the shapes);
-    the result has shape ``weight.shape[:-2]``. For the balanced Bayes rule of
-    :func:`gaussian_bayes_linear_rule` it is :math:`\Phi(-\|\mu_1-\mu_0\|/2\sigma)`, the least
-    balanced error any classifier can reach on the mixture.
+    The mean of :func:`linear_rule_class_errors` (see there for the formula). For the
+    balanced Bayes rule of :func:`gaussian_bayes_linear_rule` it is
+    :math:`\Phi(-\|\mu_1-\mu_0\|/2\sigma)`, the least balanced error any classifier can reach
+    on the mixture.
+
+    Args:
+        mixture (GaussianMixture): a two-class mixture.
+        weight (Tensor or array): :math:`W`, shape ``(..., 2, d)``; any device.
+        bias (Tensor or array): :math:`b`, shape ``(..., 2)``; any device.
+
+    Returns:
+        numpy.ndarray: float64 of shape ``weight.shape[:-2]``.
+
+    Raises:
+        ValueError: as :func:`linear_rule_class_errors`.
     """
     return linear_rule_class_errors(mixture, weight, bias).mean(axis=-1)

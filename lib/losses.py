@@ -1,22 +1,37 @@
-"""The article's losses, as plain functions ``(logits, targets, ...) -> scalar tensor``.
+"""The article's losses and scores, as plain functions ``(logits, targets, ...) -> scalar tensor``.
 
-Every loss is averaged over the batch. Binary losses take logits of shape ``(N,)`` and targets
-in {0, 1} of the same shape (float, int or bool; they are cast to the logits' dtype).
-Multi-class losses take logits of shape ``(N, C)`` and int64 class indices of shape ``(N,)``.
+**Signs and names.** Every function whose name ends in ``_loss``, and every cross-entropy variant
+(``*_cross_entropy``, ``*_bce``), is a *training loss*: lower is better, averaged over the batch,
+ready for ``loss.backward()``. The *scores* :func:`smooth_accuracy` and :func:`smooth_f1` are
+higher is better and are not losses; each has its loss ``<score>_loss`` = minus the score
+(:func:`smooth_accuracy_loss`, :func:`smooth_f1_loss`). :func:`class_balanced_weights` is
+neither: it turns class counts into the weights of :func:`class_weighted_cross_entropy`.
 
-All of them work in log space (``logsigmoid``, ``log_softmax``, PyTorch's own cross-entropies),
-so logits of +-1e4 give finite losses and gradients, and all of them run under
+**Shapes.** Binary losses take logits of shape ``(N,)`` and targets in {0, 1} of the same shape
+(float, int or bool; they are cast to the logits' dtype). Multi-class losses take logits of shape
+``(N, C)`` and int64 class indices of shape ``(N,)``. Targets live on the logits' device.
+
+**Devices.** Per-class side arguments (``prior``, ``weights``, ``counts``, ``alpha``) may live on
+any device and in any dtype: each loss moves them to the logits' device and dtype itself, so a
+CPU prior works with CUDA logits.
+
+**Stability.** All of them work in log space (``logsigmoid``, ``log_softmax``, PyTorch's own
+cross-entropies), so logits of +-1e4 give finite losses and gradients, and all of them run under
 ``torch.func.vmap``, which is how :mod:`lib.train` trains many seeds at once.
 
-Bad input raises ``ValueError`` naming the argument. Shape checks are free; the checks on
-*values* (targets in {0, 1}, class indices in range, a valid prior) read the tensor back,
-which costs a device synchronisation and is impossible under ``vmap``. The batched trainer
-therefore validates the labels once and trains inside :func:`value_checks_off`.
+**Checks.** Bad input raises ``ValueError`` naming the argument and what was expected. Scalar
+arguments go through :func:`check_number`, whose message reads e.g. ``"tau must be a finite
+Python number in [0, inf), got -1"``. Shape checks always run. The *value* checks (targets in
+{0, 1}, class indices in range, a valid prior, non-negative weights, positive counts) read tensor
+values back, which costs a device synchronisation and is impossible under ``vmap``; a trainer
+that validated its labels once enters :func:`skip_value_checks` around its loss evaluations
+only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 from collections.abc import Iterator
 
@@ -25,8 +40,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
+    "smooth_accuracy",
     "smooth_accuracy_loss",
     "smooth_f1",
+    "smooth_f1_loss",
     "f1_weighted_bce",
     "generalized_cross_entropy",
     "logit_adjusted_cross_entropy",
@@ -35,33 +52,98 @@ __all__ = [
     "class_balanced_weights",
     "focal_loss",
     "ldam_loss",
-    "value_checks_off",
+    "skip_value_checks",
+    "check_number",
     "check_binary_targets",
     "check_class_targets",
     "check_prior",
 ]
 
-_value_checks = True
+# Whether the value checks run, per thread and per context (a ContextVar, not a global): a
+# trainer that skips them in one thread leaves them on everywhere else.
+_VALUE_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lib.losses value checks", default=True
+)
+
+
+# --- checks -------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def value_checks_off() -> Iterator[None]:
-    """Skip the value checks (not the shape checks) of every loss in this module.
+def skip_value_checks() -> Iterator[None]:
+    """Skip the value checks of every loss in this module, in the current thread only.
 
-    Use it around a training loop whose labels were checked once beforehand, as
-    :func:`lib.train.train_batched` does; the value checks would otherwise synchronise the
-    device at every step and cannot run under ``torch.func.vmap``.
+    The value checks (targets in {0, 1}, class indices in range, a valid prior, non-negative
+    weights, positive counts) read tensor values back, which costs a device synchronisation
+    and is impossible under ``torch.func.vmap``. A trainer that validated its labels once
+    (:func:`check_binary_targets`, :func:`check_class_targets`) enters ``skip_value_checks()``
+    around its loss evaluations only, as :mod:`lib.train` does. Shape checks always run.
+
+    The switch is a :class:`contextvars.ContextVar`: it holds for the thread (or context) that
+    enters it, never for other threads, nests, and is restored on exit, exception included.
+
+    Example:
+        ``with skip_value_checks(): loss = torch.func.vmap(f1_weighted_bce)(logits, targets)``
     """
-    global _value_checks
-    previous, _value_checks = _value_checks, False
+    token = _VALUE_CHECKS.set(False)
     try:
         yield
     finally:
-        _value_checks = previous
+        _VALUE_CHECKS.reset(token)
+
+
+def _bound(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def check_number(value, name: str, low: float = 0.0, high: float = math.inf, *,
+                 low_open: bool = False, high_open: bool = False, integer: bool = False):
+    """Check a scalar argument: a Python number in a range; the one check every lib module uses.
+
+    Args:
+        value (int or float): the argument to check; tensors, bools and strings are rejected.
+        name (str): the argument's name, as the message shows it.
+        low (float): lower end of the allowed range. Default: ``0.0``.
+        high (float): upper end of the allowed range; ``inf`` means unbounded. Default: ``inf``.
+        low_open (bool): exclude ``low`` itself. Default: ``False``.
+        high_open (bool): exclude ``high`` itself. Default: ``False``.
+        integer (bool): require a Python ``int`` instead of a finite ``int`` or ``float``.
+            Default: ``False``.
+
+    Returns:
+        float (``int`` when ``integer=True``): ``value``, converted.
+
+    Raises:
+        ValueError: ``"<name> must be a finite Python number in [low, high], got <value>"``
+            (``"a Python integer"`` when ``integer=True``; round brackets for open ends and
+            for ``inf``), e.g. ``"tau must be a finite Python number in [0, inf), got -1"``.
+    """
+    kinds = (int,) if integer else (int, float)
+    ok = (
+        isinstance(value, kinds) and not isinstance(value, bool)
+        and not (isinstance(value, float) and not math.isfinite(value))
+        and (low < value if low_open else low <= value)
+        and (value < high if high_open else value <= high)
+    )
+    if not ok:
+        left = "(" if low_open or not math.isfinite(low) else "["
+        right = ")" if high_open or not math.isfinite(high) else "]"
+        kind = "Python integer" if integer else "finite Python number"
+        raise ValueError(f"{name} must be a {kind} in {left}{_bound(low)}, {_bound(high)}{right}, "
+                         f"got {value!r}")
+    return int(value) if integer else float(value)
 
 
 def check_binary_targets(targets: Tensor, name: str = "targets") -> None:
-    """Raise ``ValueError`` unless every entry of ``targets`` is 0 or 1."""
+    """Check that binary targets are 0 or 1 (a value check: it synchronises the device).
+
+    Args:
+        targets (Tensor): labels of any shape, float, int or bool.
+        name (str): the argument's name, as the message shows it. Default: ``"targets"``.
+
+    Raises:
+        ValueError: ``"<name> must contain only 0 and 1 for a binary loss; found [...]"``.
+    """
     if not bool(((targets == 0) | (targets == 1)).all()):
         bad = targets[(targets != 0) & (targets != 1)]
         raise ValueError(
@@ -70,7 +152,16 @@ def check_binary_targets(targets: Tensor, name: str = "targets") -> None:
 
 
 def check_class_targets(targets: Tensor, num_classes: int, name: str = "targets") -> None:
-    """Raise ``ValueError`` unless ``targets`` are int64 class indices in [0, num_classes)."""
+    """Check that class targets are int64 indices in ``[0, num_classes)`` (a value check).
+
+    Args:
+        targets (Tensor): class indices of any shape, int64.
+        num_classes (int): the number of classes C.
+        name (str): the argument's name, as the message shows it. Default: ``"targets"``.
+
+    Raises:
+        ValueError: if the dtype is not int64 or an index lies outside ``[0, num_classes)``.
+    """
     if targets.dtype != torch.int64:
         raise ValueError(f"{name} must be int64 class indices, got dtype {targets.dtype}")
     if targets.numel() and not bool(((targets >= 0) & (targets < num_classes)).all()):
@@ -78,6 +169,26 @@ def check_class_targets(targets: Tensor, num_classes: int, name: str = "targets"
             f"{name} must lie in [0, {num_classes}) for logits with {num_classes} classes; "
             f"found min {int(targets.min())} and max {int(targets.max())}"
         )
+
+
+def check_prior(prior: Tensor, name: str = "prior") -> None:
+    """Check a class prior: a 1-D float tensor, positive, summing to 1 (a value check).
+
+    Args:
+        prior (Tensor): class probabilities of shape ``(C,)``, on any device.
+        name (str): the argument's name, as the message shows it. Default: ``"prior"``.
+
+    Raises:
+        ValueError: if ``prior`` is not a 1-D floating-point tensor, has an entry <= 0, or its
+            sum differs from 1 by more than 1e-4.
+    """
+    if not isinstance(prior, Tensor) or prior.ndim != 1 or not prior.is_floating_point():
+        raise ValueError(f"{name} must be a 1-D floating-point tensor of class probabilities")
+    if not bool((prior > 0).all()):
+        raise ValueError(f"{name} must be positive; got minimum {float(prior.min())}")
+    total = float(prior.double().sum())
+    if abs(total - 1.0) > 1e-4:
+        raise ValueError(f"{name} must sum to 1, got {total:.6f}")
 
 
 def _binary_inputs(logits: Tensor, targets: Tensor) -> Tensor:
@@ -94,7 +205,7 @@ def _binary_inputs(logits: Tensor, targets: Tensor) -> Tensor:
             f"targets must be a tensor of the same shape as logits {tuple(logits.shape)}, "
             f"got {shape}"
         )
-    if _value_checks:
+    if _VALUE_CHECKS.get():
         check_binary_targets(targets)
     return targets.to(logits.dtype)
 
@@ -112,32 +223,79 @@ def _multiclass_inputs(logits: Tensor, targets: Tensor) -> None:
         raise ValueError(f"targets must have shape ({logits.shape[0]},), got {shape}")
     if targets.dtype != torch.int64:
         raise ValueError(f"targets must be int64 class indices, got dtype {targets.dtype}")
-    if _value_checks:
+    if _VALUE_CHECKS.get():
         check_class_targets(targets, logits.shape[1])
 
 
-def smooth_accuracy_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    r"""Negative smooth accuracy, :math:`-\mathrm{ACC}_\mathrm{smooth}` (chapter 1, eq. acc-smooth).
+def _class_vector(values, num_classes: int, name: str, like: Tensor) -> Tensor:
+    """A per-class tensor of shape ``(C,)`` on the logits' device and in their dtype."""
+    values = torch.as_tensor(values)
+    if values.shape != (num_classes,):
+        raise ValueError(f"{name} must have shape ({num_classes},) to match logits with "
+                         f"{num_classes} classes, got {tuple(values.shape)}")
+    return values.to(device=like.device, dtype=like.dtype)
+
+
+def _log_p_true(logits: Tensor, targets: Tensor) -> Tensor:
+    """Checked log-probability of the true label per sample, binary or multi-class."""
+    if isinstance(logits, Tensor) and logits.ndim == 1:
+        y = _binary_inputs(logits, targets)
+        return -F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    _multiclass_inputs(logits, targets)
+    return F.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+# --- chapter 1: smooth accuracy ------------------------------------------------------------
+
+
+def smooth_accuracy(logits: Tensor, targets: Tensor) -> Tensor:
+    r"""Smooth accuracy, a score in [0, 1], higher is better (chapter 1, eq. acc-smooth).
 
     Binary, logits ``(N,)`` and :math:`p = \sigma(z)`:
 
-    .. math:: -\mathrm{ACC}_\mathrm{smooth} = -\frac1N \sum_n \big[y_n p_n + (1-y_n)(1-p_n)\big]
+    .. math:: \mathrm{ACC}_\mathrm{smooth} = \frac1N \sum_n \big[y_n p_n + (1-y_n)(1-p_n)\big]
 
     Multi-class, logits ``(N, C)`` and :math:`p = \mathrm{softmax}(z)`: the softmax
-    generalisation :math:`-\frac1N\sum_n p_{n, y_n}`, the expected probability of the true class.
+    generalisation :math:`\frac1N\sum_n p_{n, y_n}`, the expected probability of the true class.
+    Its loss is :func:`smooth_accuracy_loss`.
 
-    Its gradient with respect to the logit is the cross-entropy gradient times :math:`p_y`
-    (binary: :math:`p(1-p)` against :math:`1-p`), the factor that vanishes on confidently wrong
-    samples; chapter 1 derives this and shows what it does to training.
+    Args:
+        logits (Tensor): float, shape ``(N,)`` (binary) or ``(N, C)`` (multi-class).
+        targets (Tensor): shape ``(N,)``; values in {0, 1} (binary) or int64 in [0, C).
+
+    Returns:
+        Tensor: scalar, in [0, 1], in the logits' dtype and on their device.
+
+    Raises:
+        ValueError: on a shape mismatch, non-float logits, or (value checks) bad targets.
     """
-    if logits.ndim == 1:
-        y = _binary_inputs(logits, targets)
-        # sigmoid(-z) = 1 - sigmoid(z) without the cancellation of 1 - p near p = 1
-        accuracy = y * torch.sigmoid(logits) + (1 - y) * torch.sigmoid(-logits)
-        return -accuracy.mean()
-    _multiclass_inputs(logits, targets)
-    log_p_true = F.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return -log_p_true.exp().mean()
+    return _log_p_true(logits, targets).exp().mean()
+
+
+def smooth_accuracy_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    r"""Negative smooth accuracy, the loss :math:`-\mathrm{ACC}_\mathrm{smooth}` (chapter 1).
+
+    .. math:: L = -\mathrm{ACC}_\mathrm{smooth} = -\frac1N \sum_n p_{n, y_n},
+
+    minus :func:`smooth_accuracy`, with :math:`p_{n,y_n}` the probability of the true label
+    (sigmoid for logits ``(N,)``, softmax for ``(N, C)``). Its gradient with respect to the
+    logits is :math:`p_y` times the cross-entropy gradient, the factor that vanishes on
+    confidently wrong samples. Binary, with :math:`p = \sigma(z)`: :math:`-p(1-p)` against
+    cross-entropy's :math:`-(1-p)` for :math:`y = 1`, and :math:`p(1-p)` against :math:`p` for
+    :math:`y = 0`. Multi-class: :math:`p_y\,(\mathrm{softmax}(z) - e_y)`. Chapter 1 derives
+    this and shows what it does to training.
+
+    Args:
+        logits (Tensor): float, shape ``(N,)`` (binary) or ``(N, C)`` (multi-class).
+        targets (Tensor): shape ``(N,)``; values in {0, 1} (binary) or int64 in [0, C).
+
+    Returns:
+        Tensor: scalar, in [-1, 0], in the logits' dtype and on their device.
+
+    Raises:
+        ValueError: on a shape mismatch, non-float logits, or (value checks) bad targets.
+    """
+    return -smooth_accuracy(logits, targets)
 
 
 def generalized_cross_entropy(logits: Tensor, targets: Tensor, q: float) -> Tensor:
@@ -145,40 +303,81 @@ def generalized_cross_entropy(logits: Tensor, targets: Tensor, q: float) -> Tens
 
     .. math:: L_q = \frac1N \sum_n \frac{1 - p_{n,y_n}^{\,q}}{q}, \qquad 0 < q \le 1,
 
-    with :math:`p_{n,y_n}` the probability of the true class (sigmoid for logits ``(N,)``,
+    with :math:`p_{n,y_n}` the probability of the true label (sigmoid for logits ``(N,)``,
     softmax for logits ``(N, C)``). Its gradient is :math:`p_y^{\,q}` times the cross-entropy
     gradient: ``q -> 0`` gives cross-entropy and ``q = 1`` gives ``1 + smooth_accuracy_loss``.
-    ``q = 0`` is accepted and returns plain cross-entropy.
+
+    Args:
+        logits (Tensor): float, shape ``(N,)`` (binary) or ``(N, C)`` (multi-class).
+        targets (Tensor): shape ``(N,)``; values in {0, 1} (binary) or int64 in [0, C).
+        q (float): exponent in [0, 1]; ``q = 0`` is accepted and returns plain cross-entropy.
+
+    Returns:
+        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+
+    Raises:
+        ValueError: on a bad ``q``, a shape mismatch, or (value checks) bad targets.
     """
-    if isinstance(q, Tensor) or not isinstance(q, (int, float)) or not 0 <= q <= 1:
-        raise ValueError(f"q must be a Python number in [0, 1], got {q!r}")
-    if logits.ndim == 1:
-        y = _binary_inputs(logits, targets)
-        log_p_true = -F.binary_cross_entropy_with_logits(logits, y, reduction="none")
-    else:
-        _multiclass_inputs(logits, targets)
-        log_p_true = F.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    q = check_number(q, "q", 0.0, 1.0)
+    log_p_true = _log_p_true(logits, targets)
     if q == 0:
         return -log_p_true.mean()
     # (1 - p^q) / q = -expm1(q log p) / q, accurate for small q
     return (-torch.expm1(q * log_p_true) / q).mean()
 
 
+# --- chapter 2: smooth F1 ------------------------------------------------------------------
+
+
+def _f1(logits: Tensor, y: Tensor) -> Tensor:
+    p = torch.sigmoid(logits)
+    denominator = (y + p).sum()
+    return 2 * (y * p).sum() / denominator.clamp_min(torch.finfo(p.dtype).tiny)
+
+
 def smooth_f1(logits: Tensor, targets: Tensor) -> Tensor:
-    r"""Smooth F1 of the positive class, in [0, 1] (chapter 2, eq. f1-smooth).
+    r"""Smooth F1 of the positive class, a score in [0, 1], higher is better (chapter 2).
 
     .. math:: \mathrm{F1}_\mathrm{smooth} = \frac{2\sum_n y_n p_n}{\sum_n (y_n + p_n)},
               \qquad p_n = \sigma(z_n)
 
-    (the ratio of batch means in the article is the same ratio of sums). It is the soft Dice
-    coefficient, so ``1 - smooth_f1`` is the Dice loss. A batch with no positives and every
-    :math:`p_n` underflowing to 0 has 0/0; it returns 0 with a zero gradient, the limit along
-    every batch without positives.
+    (eq. f1-smooth; the ratio of batch means in the article is the same ratio of sums). It is
+    the soft Dice coefficient. A batch with no positives and every :math:`p_n` underflowing to 0
+    has 0/0; it returns 0 with a zero gradient, the limit along every batch without positives.
+    Its loss is :func:`smooth_f1_loss`.
+
+    Args:
+        logits (Tensor): float, shape ``(N,)``.
+        targets (Tensor): shape ``(N,)``, values in {0, 1} (float, int or bool).
+
+    Returns:
+        Tensor: scalar, in [0, 1], in the logits' dtype and on their device.
+
+    Raises:
+        ValueError: on a shape mismatch, non-float logits, or (value checks) bad targets.
     """
-    y = _binary_inputs(logits, targets)
-    p = torch.sigmoid(logits)
-    denominator = (y + p).sum()
-    return 2 * (y * p).sum() / denominator.clamp_min(torch.finfo(p.dtype).tiny)
+    return _f1(logits, _binary_inputs(logits, targets))
+
+
+def smooth_f1_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    r"""Negative smooth F1, the article's loss :math:`-\mathrm{F1}_\mathrm{smooth}` (chapter 2).
+
+    .. math:: L = -\mathrm{F1}_\mathrm{smooth} = -\frac{2\sum_n y_n p_n}{\sum_n (y_n + p_n)}
+
+    minus :func:`smooth_f1`. The Dice loss ``1 - smooth_f1`` differs by a constant and has the
+    same gradient. Not a batch mean: F1 is a ratio over the whole batch.
+
+    Args:
+        logits (Tensor): float, shape ``(N,)``.
+        targets (Tensor): shape ``(N,)``, values in {0, 1} (float, int or bool).
+
+    Returns:
+        Tensor: scalar, in [-1, 0], in the logits' dtype and on their device.
+
+    Raises:
+        ValueError: on a shape mismatch, non-float logits, or (value checks) bad targets.
+    """
+    return -smooth_f1(logits, targets)
 
 
 def f1_weighted_bce(logits: Tensor, targets: Tensor) -> Tensor:
@@ -188,58 +387,27 @@ def f1_weighted_bce(logits: Tensor, targets: Tensor) -> Tensor:
                   + (1-y_n)\tfrac{F}{2}\log(1-p_n)\Big],
               \qquad F = \mathrm{sg}\big[\mathrm{F1}_\mathrm{smooth}\big]
 
-    where sg means no gradient flows through F. Its gradient is what the article obtains from
-    the gradient of :math:`-\mathrm{F1}_\mathrm{smooth}` by the rule
-    :math:`\nabla p \to \nabla\log p` (and :math:`-\nabla p \to \nabla\log(1-p)` for negatives),
-    up to the global factor :math:`2/\sum_n(y_n+p_n)`.
+    where sg means no gradient flows through F. The gradient of
+    :math:`-\mathrm{F1}_\mathrm{smooth}` is
+    :math:`-\frac{2}{\sum_n(y_n+p_n)}\sum_n (y_n - \tfrac F2)\nabla p_n`; the article's rule
+    :math:`\nabla p \to \nabla\log p` (and :math:`-\nabla p \to \nabla\log(1-p)` for negatives)
+    turns it into :math:`\frac{2N}{\sum_n(y_n+p_n)}\,\nabla L`: the gradient of this batch-mean
+    loss up to the positive global factor :math:`2N/\sum_n(y_n+p_n)`.
+
+    Args:
+        logits (Tensor): float, shape ``(N,)``.
+        targets (Tensor): shape ``(N,)``, values in {0, 1} (float, int or bool).
+
+    Returns:
+        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+
+    Raises:
+        ValueError: on a shape mismatch, non-float logits, or (value checks) bad targets.
     """
     y = _binary_inputs(logits, targets)
-    f1 = smooth_f1(logits, y).detach()
+    f1 = _f1(logits, y).detach()
     weight = y * (1 - f1 / 2) + (1 - y) * (f1 / 2)
     return F.binary_cross_entropy_with_logits(logits, y, weight=weight)
-
-
-def logit_adjusted_cross_entropy(
-    logits: Tensor, targets: Tensor, prior: Tensor, tau: float = 1.0
-) -> Tensor:
-    r"""Logit-adjusted cross-entropy of Menon et al. (2020) (chapter 3, eq. la-loss).
-
-    .. math:: L = -\frac1N\sum_n \log
-              \frac{e^{s_{n,y_n} + \tau\log\pi_{y_n}}}{\sum_i e^{s_{n,i} + \tau\log\pi_i}}
-
-    with scores :math:`s` = ``logits`` of shape ``(N, C)``, class prior :math:`\pi` = ``prior``
-    of shape ``(C,)`` (positive, summing to 1) and ``tau`` :math:`\ge 0`; ``tau = 0`` is plain
-    cross-entropy. It is cross-entropy on the shifted logits :math:`s + \tau\log\pi`, which
-    imposes the class margin :math:`m_y = -\tau\log\pi_y` of the article.
-    """
-    _multiclass_inputs(logits, targets)
-    if not isinstance(prior, Tensor):
-        raise ValueError(f"prior must be a tensor of shape ({logits.shape[1]},)")
-    if prior.shape != logits.shape[1:]:
-        raise ValueError(
-            f"prior must have shape ({logits.shape[1]},) to match logits "
-            f"{tuple(logits.shape)}, got {tuple(prior.shape)}"
-        )
-    if isinstance(tau, Tensor) or not isinstance(tau, (int, float)) or not math.isfinite(tau):
-        raise ValueError(f"tau must be a finite Python number >= 0, got {tau!r}")
-    if tau < 0:
-        raise ValueError(f"tau must be >= 0, got {tau}")
-    if _value_checks:
-        check_prior(prior)
-    # the prior may live on another device or in another dtype than the logits (e.g. a CPU
-    # prior with CUDA logits): take it to the logits'
-    return F.cross_entropy(logits + tau * torch.log(prior.to(logits)), targets)
-
-
-def check_prior(prior: Tensor, name: str = "prior") -> None:
-    """Raise ``ValueError`` unless ``prior`` is a 1-D tensor of positive numbers summing to 1."""
-    if not isinstance(prior, Tensor) or prior.ndim != 1 or not prior.is_floating_point():
-        raise ValueError(f"{name} must be a 1-D floating-point tensor of class probabilities")
-    if not bool((prior > 0).all()):
-        raise ValueError(f"{name} must be positive; got minimum {float(prior.min())}")
-    total = float(prior.double().sum())
-    if abs(total - 1.0) > 1e-4:
-        raise ValueError(f"{name} must sum to 1, got {total:.6f}")
 
 
 def class_weighted_bce(
@@ -250,56 +418,106 @@ def class_weighted_bce(
     .. math:: L = -\frac1N\sum_n \big[w_+\, y_n\log p_n + w_-\,(1-y_n)\log(1-p_n)\big],
               \qquad p_n = \sigma(z_n)
 
-    with :math:`w_+` = ``positive_weight`` and :math:`w_-` = ``negative_weight``, both Python
-    numbers :math:`\ge 0`. Inverse-frequency ("balanced") weights for a positive rate
-    :math:`\pi` are :math:`w_+ = 1/(2\pi)`, :math:`w_- = 1/(2(1-\pi))`, what
+    Inverse-frequency ("balanced") weights for a positive rate :math:`\pi` are
+    :math:`w_+ = 1/(2\pi)`, :math:`w_- = 1/(2(1-\pi))`, what
     ``sklearn.utils.class_weight.compute_class_weight("balanced", ...)`` returns. Chapter 2
     shows that its population minimiser, thresholded at 1/2, predicts positive exactly when
     :math:`P(y=1\mid x) > w_-/(w_+ + w_-)`, which is :math:`\pi` for balanced weights.
     :func:`f1_weighted_bce` is the same loss with :math:`w_+ = 1 - F/2`, :math:`w_- = F/2`.
+
+    Args:
+        logits (Tensor): float, shape ``(N,)``.
+        targets (Tensor): shape ``(N,)``, values in {0, 1} (float, int or bool).
+        positive_weight (float): :math:`w_+`, a Python number >= 0.
+        negative_weight (float): :math:`w_-`, a Python number >= 0. Default: ``1.0``.
+
+    Returns:
+        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+
+    Raises:
+        ValueError: on a bad weight, a shape mismatch, or (value checks) bad targets.
     """
-    weights = {"positive_weight": positive_weight, "negative_weight": negative_weight}
-    for name, weight in weights.items():
-        if (isinstance(weight, (Tensor, bool)) or not isinstance(weight, (int, float))
-                or not math.isfinite(weight) or weight < 0):
-            raise ValueError(f"{name} must be a finite Python number >= 0, got {weight!r}")
+    positive_weight = check_number(positive_weight, "positive_weight")
+    negative_weight = check_number(negative_weight, "negative_weight")
     y = _binary_inputs(logits, targets)
     weight = negative_weight + (positive_weight - negative_weight) * y
     return F.binary_cross_entropy_with_logits(logits, y, weight=weight)
 
 
-def _number(value, name: str, low: float = 0.0, high: float = math.inf) -> float:
-    """``value`` as a float, or ``ValueError`` unless it is a finite number in [low, high]."""
-    if (isinstance(value, (Tensor, bool)) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or not low <= value <= high):
-        raise ValueError(f"{name} must be a finite Python number in [{low}, {high}], "
-                         f"got {value!r}")
-    return float(value)
+# --- chapter 3: logit adjustment -----------------------------------------------------------
 
 
-def _class_vector(values, num_classes: int, name: str, like: Tensor) -> Tensor:
-    """A per-class tensor of shape ``(C,)`` on the logits' device and dtype."""
-    values = torch.as_tensor(values)
-    if values.shape != (num_classes,):
-        raise ValueError(f"{name} must have shape ({num_classes},) to match logits with "
-                         f"{num_classes} classes, got {tuple(values.shape)}")
-    return values.to(device=like.device, dtype=like.dtype)
+def logit_adjusted_cross_entropy(
+    logits: Tensor, targets: Tensor, prior: Tensor, tau: float = 1.0
+) -> Tensor:
+    r"""Logit-adjusted cross-entropy of Menon et al. (2020) (chapter 3, eq. la-loss).
+
+    .. math:: L = -\frac1N\sum_n \log
+              \frac{e^{s_{n,y_n} + \tau\log\pi_{y_n}}}{\sum_i e^{s_{n,i} + \tau\log\pi_i}}
+            = \frac1N\sum_n \log\Big[1 + \sum_{i\ne y_n}
+              e^{\,s_{n,i} - s_{n,y_n} + \tau\log(\pi_i/\pi_{y_n})}\Big]
+
+    with scores :math:`s` = ``logits`` and class prior :math:`\pi` = ``prior``. It is
+    cross-entropy on the shifted logits :math:`s + \tau\log\pi`, which imposes the pairwise
+    margins :math:`\tau\log(\pi_i/\pi_y)` between the true class :math:`y` and each other class
+    :math:`i`: the true score must beat a more frequent class by more, a rarer one by less.
+    ``tau = 0`` is plain cross-entropy.
+
+    Args:
+        logits (Tensor): float, shape ``(N, C)``.
+        targets (Tensor): int64 class indices of shape ``(N,)``, in [0, C).
+        prior (Tensor): class prior of shape ``(C,)``, positive, summing to 1; any device and
+            float dtype (it is moved to the logits').
+        tau (float): scale of the adjustment, a Python number >= 0. Default: ``1.0``.
+
+    Returns:
+        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+
+    Raises:
+        ValueError: on a bad ``tau``, a shape mismatch, or (value checks) bad targets or prior.
+    """
+    _multiclass_inputs(logits, targets)
+    if not isinstance(prior, Tensor):
+        raise ValueError(f"prior must be a tensor of shape ({logits.shape[1]},)")
+    if prior.shape != logits.shape[1:]:
+        raise ValueError(
+            f"prior must have shape ({logits.shape[1]},) to match logits "
+            f"{tuple(logits.shape)}, got {tuple(prior.shape)}"
+        )
+    tau = check_number(tau, "tau")
+    if _VALUE_CHECKS.get():
+        check_prior(prior)
+    return F.cross_entropy(logits + tau * torch.log(prior.to(logits)), targets)
 
 
-def class_weighted_cross_entropy(logits: Tensor, targets: Tensor, weights: Tensor) -> Tensor:
+# --- chapter 4: reweighting ----------------------------------------------------------------
+
+
+def class_weighted_cross_entropy(logits: Tensor, targets: Tensor, weights) -> Tensor:
     r"""Cross-entropy with one weight per class, applied after the log (chapters 3 and 4).
 
     .. math:: L = -\frac1N \sum_n w_{y_n} \log \mathrm{softmax}(z_n)_{y_n}
 
-    with ``weights`` :math:`w` of shape ``(C,)``, non-negative. Note the plain mean over the
-    batch: ``F.cross_entropy(..., weight=w)`` divides by :math:`\sum_n w_{y_n}` instead, which
-    renormalises every batch and undoes part of the weighting. Its gradient is :math:`w_y`
-    times the cross-entropy gradient (chapter 4's table). Weights from counts:
-    :func:`class_balanced_weights`.
+    Note the plain mean over the batch: ``F.cross_entropy(..., weight=w)`` divides by
+    :math:`\sum_n w_{y_n}` instead, which renormalises every batch and undoes part of the
+    weighting. Its gradient is :math:`w_y` times the cross-entropy gradient (chapter 4's table).
+    Weights from counts: :func:`class_balanced_weights`.
+
+    Args:
+        logits (Tensor): float, shape ``(N, C)``.
+        targets (Tensor): int64 class indices of shape ``(N,)``, in [0, C).
+        weights (Tensor or sequence of float): :math:`w`, shape ``(C,)``, non-negative; any
+            device (it is moved to the logits').
+
+    Returns:
+        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+
+    Raises:
+        ValueError: on a shape mismatch, or (value checks) bad targets or a negative weight.
     """
     _multiclass_inputs(logits, targets)
     w = _class_vector(weights, logits.shape[1], "weights", logits)
-    if _value_checks and not bool((w >= 0).all()):
+    if _VALUE_CHECKS.get() and not bool((w >= 0).all()):
         raise ValueError("weights must be non-negative")
     return (w[targets] * F.cross_entropy(logits, targets, reduction="none")).mean()
 
@@ -313,14 +531,25 @@ def class_balanced_weights(counts, beta: float) -> Tensor:
     \sum_c n_c` (the loss keeps the scale of plain cross-entropy; Cui et al. normalise to
     :math:`\sum_c w_c = C` instead, a global factor). ``beta = 0`` gives equal weights and the
     limit ``beta -> 1``, accepted as ``beta = 1``, gives inverse-frequency weights
-    :math:`w_c = n / (C\, n_c)`, scikit-learn's ``"balanced"``. ``counts`` are the positive
-    training counts per class; returns float64 of shape ``(C,)``.
+    :math:`w_c = n / (C\, n_c)`, scikit-learn's ``"balanced"``. Not a loss: the weights of
+    :func:`class_weighted_cross_entropy`.
+
+    Args:
+        counts (Tensor or sequence of int): :math:`n_c`, the training count of each class,
+            shape ``(C,)`` with C >= 2, all positive.
+        beta (float): a Python number in [0, 1].
+
+    Returns:
+        Tensor: float64 weights of shape ``(C,)``, on the device of ``counts``.
+
+    Raises:
+        ValueError: on bad ``counts`` or ``beta``.
     """
     counts = torch.as_tensor(counts, dtype=torch.float64)
     if counts.ndim != 1 or len(counts) < 2 or not bool((counts > 0).all()):
         raise ValueError(f"counts must be a 1-D sequence of at least 2 positive class counts, "
                          f"got {counts.tolist()}")
-    beta = _number(beta, "beta", 0.0, 1.0)
+    beta = check_number(beta, "beta", 0.0, 1.0)
     if beta == 1.0:
         raw = 1 / counts
     elif beta == 0.0:
@@ -336,20 +565,35 @@ def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alpha=None) 
     .. math:: L = -\frac1N \sum_n \alpha_{n}\, (1 - p_{n})^{\gamma} \log p_{n}
 
     with :math:`p_n` the probability of the true label (sigmoid for logits ``(N,)``, softmax for
-    ``(N, C)``) and ``gamma`` :math:`\ge 0` (0 gives cross-entropy). Binary: ``alpha`` is a
-    number in [0, 1] weighting positives by :math:`\alpha` and negatives by :math:`1 - \alpha`,
-    exactly ``torchvision.ops.sigmoid_focal_loss(..., reduction="mean")`` (whose
-    ``alpha=-1`` is ``alpha=None`` here). Multi-class: ``alpha`` is a tensor of class weights of
-    shape ``(C,)``. Chapter 4 shows its gradient is the cross-entropy gradient times
+    ``(N, C)``). Binary, it is exactly ``torchvision.ops.sigmoid_focal_loss(...,
+    reduction="mean")`` (whose ``alpha=-1`` is ``alpha=None`` here). Chapter 4 shows its
+    gradient is the cross-entropy gradient times
     :math:`\alpha\,[(1-p)^\gamma - \gamma\, p\, (1-p)^{\gamma-1}\log p]`.
+
+    Args:
+        logits (Tensor): float, shape ``(N,)`` (binary) or ``(N, C)`` (multi-class).
+        targets (Tensor): shape ``(N,)``; values in {0, 1} (binary) or int64 in [0, C).
+        gamma (float): focusing exponent, a Python number >= 0; 0 gives cross-entropy.
+            Default: ``2.0``.
+        alpha (float, Tensor or None): binary: a Python number in [0, 1] weighting positives
+            by :math:`\alpha` and negatives by :math:`1-\alpha`; multi-class: class weights of
+            shape ``(C,)`` on any device (moved to the logits'); ``None``: no weighting.
+            Default: ``None``.
+
+    Returns:
+        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+
+    Raises:
+        ValueError: on a bad ``gamma`` or ``alpha``, a shape mismatch, or (value checks) bad
+            targets.
     """
-    gamma = _number(gamma, "gamma")
-    if logits.ndim == 1:
+    gamma = check_number(gamma, "gamma")
+    if isinstance(logits, Tensor) and logits.ndim == 1:
         y = _binary_inputs(logits, targets)
         ce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")  # -log p_t
         weight = None
         if alpha is not None:
-            alpha = _number(alpha, "alpha", 0.0, 1.0)
+            alpha = check_number(alpha, "alpha", 0.0, 1.0)
             weight = alpha * y + (1 - alpha) * (1 - y)
     else:
         _multiclass_inputs(logits, targets)
@@ -378,13 +622,28 @@ def ldam_loss(logits: Tensor, targets: Tensor, counts, max_margin: float = 0.5,
     by ``scale`` :math:`s`. Cao et al. apply it to a cosine classifier with :math:`s = 30`; on
     the unnormalised logits of the book's MLPs ``scale = 1`` keeps the margins in logit units.
     It shifts logits *before* the log, like logit adjustment, but only the true class's.
+
+    Args:
+        logits (Tensor): float, shape ``(N, C)``.
+        targets (Tensor): int64 class indices of shape ``(N,)``, in [0, C).
+        counts (Tensor or sequence of int): :math:`n_c`, training count of each class, shape
+            ``(C,)``, positive; any device (moved to the logits').
+        max_margin (float): :math:`m`, a Python number >= 0. Default: ``0.5``.
+        scale (float): :math:`s`, a Python number > 0. Default: ``1.0``.
+
+    Returns:
+        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+
+    Raises:
+        ValueError: on bad ``max_margin`` or ``scale``, a shape mismatch, or (value checks) bad
+            targets or counts.
     """
     _multiclass_inputs(logits, targets)
     counts = _class_vector(counts, logits.shape[1], "counts", logits)
-    if _value_checks and not bool((counts > 0).all()):
+    if _VALUE_CHECKS.get() and not bool((counts > 0).all()):
         raise ValueError("counts must be positive")
-    max_margin = _number(max_margin, "max_margin")
-    scale = _number(scale, "scale", low=torch.finfo(torch.float64).tiny)
+    max_margin = check_number(max_margin, "max_margin")
+    scale = check_number(scale, "scale", low_open=True)
     margins = max_margin * (counts.min() / counts) ** 0.25
     shifted = logits - F.one_hot(targets, logits.shape[1]).to(logits.dtype) * margins
     return F.cross_entropy(scale * shifted, targets)

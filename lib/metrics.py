@@ -1,4 +1,10 @@
-"""Metrics that scikit-learn does not already give."""
+"""Metrics that scikit-learn does not already give.
+
+Every function takes labels, predictions and logits as tensors on any device (or as NumPy
+arrays or lists) and returns NumPy results on the CPU, ready for tables and plots; the one
+exception is :func:`posthoc_adjusted_logits`, a transform of logits rather than a metric, which
+returns a tensor on the logits' device so that it can feed a computation there.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from . import losses as _losses
 
 __all__ = [
     "per_model",
@@ -17,15 +25,39 @@ __all__ = [
 ]
 
 
-def per_model(metric: Callable, y_true, y_pred, **kwargs) -> np.ndarray:
-    """Apply a scikit-learn ``metric(y_true, y_pred)`` to every model of a batch.
+def _to_numpy(values) -> np.ndarray:
+    """``values`` (a tensor on any device, an array or a list) as a NumPy array on the CPU."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu()
+        if values.dtype == torch.bfloat16:  # NumPy has no bfloat16
+            values = values.float()
+        return values.numpy()
+    return np.asarray(values)
 
-    ``y_pred`` has shape ``(..., N)`` (e.g. ``(L, S, N)`` from :meth:`lib.train.Ensemble.logits`
-    after thresholding or ``argmax``); the result has shape ``(...)``. Used by every chapter to
-    score all seeds of all losses with the same metric.
+
+def per_model(metric: Callable, y_true, y_pred, **kwargs) -> np.ndarray:
+    """Apply a scikit-learn ``metric(y_true, y_pred)`` to every model of a batch (every chapter).
+
+    Used by every chapter to score all seeds of all losses with the same metric, e.g.
+    ``per_model(accuracy_score, y_test, logits.argmax(-1))``.
+
+    Args:
+        metric (callable): ``metric(y_true, y_pred, **kwargs) -> float``, e.g. from
+            ``sklearn.metrics``.
+        y_true (Tensor, array or list): true labels, shape ``(N,)``, any device.
+        y_pred (Tensor, array or list): predictions of every model, shape ``(..., N)`` (e.g.
+            ``(L, S, N)`` from :meth:`lib.train.Ensemble.logits` after thresholding or
+            ``argmax``), any device.
+        **kwargs: passed on to ``metric``.
+
+    Returns:
+        numpy.ndarray: float64 of shape ``y_pred.shape[:-1]``.
+
+    Raises:
+        ValueError: if ``y_true`` is not 1-D or ``y_pred`` does not end in ``N``.
     """
-    y_true = np.asarray(torch.as_tensor(y_true).cpu())
-    y_pred = np.asarray(torch.as_tensor(y_pred).cpu())
+    y_true = _to_numpy(y_true)
+    y_pred = _to_numpy(y_pred)
     if y_true.ndim != 1 or y_pred.shape[-1:] != y_true.shape:
         raise ValueError(
             f"y_pred must have shape (..., {len(y_true)}) to match y_true, got {y_pred.shape}"
@@ -36,10 +68,8 @@ def per_model(metric: Callable, y_true, y_pred, **kwargs) -> np.ndarray:
 
 
 def _as_float_array(values, name: str) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu()
     try:
-        return np.asarray(values, dtype=np.float64)
+        return np.asarray(_to_numpy(values), dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{name} must be numbers (an array or a tensor)") from error
 
@@ -55,9 +85,20 @@ def f1_at_thresholds(y_true, probabilities, thresholds) -> np.ndarray:
     and 0 where the denominator is 0, the numbers of scikit-learn's
     ``f1_score(y_true, probabilities[m] >= t, zero_division=0)`` for every model and threshold
     in one vectorised pass (``precision_recall_curve`` gives F1 at each model's own thresholds,
-    not on a grid shared by many models). ``y_true`` has shape ``(N,)`` with values in {0, 1},
-    ``probabilities`` shape ``(..., N)`` (e.g. ``(L, S, N)``) and ``thresholds`` shape ``(T,)``;
-    the result has shape ``(..., T)``, float64.
+    not on a grid shared by many models).
+
+    Args:
+        y_true (Tensor, array or list): labels of shape ``(N,)``, values in {0, 1}, any device.
+        probabilities (Tensor, array or list): scores of every model, shape ``(..., N)`` (e.g.
+            ``(L, S, N)``), any device.
+        thresholds (Tensor, array or list): decision thresholds, shape ``(T,)``, finite.
+
+    Returns:
+        numpy.ndarray: float64 of shape ``(..., T)``, in [0, 1].
+
+    Raises:
+        ValueError: on non-numeric input, labels outside {0, 1}, mismatched shapes, or empty
+            or non-finite thresholds.
     """
     y = _as_float_array(y_true, "y_true")
     probs = _as_float_array(probabilities, "probabilities")
@@ -84,9 +125,19 @@ def f1_at_thresholds(y_true, probabilities, thresholds) -> np.ndarray:
 def best_threshold(y_true, probabilities, thresholds) -> np.ndarray:
     """For every model, the threshold of ``thresholds`` with the highest F1 (chapter 2).
 
-    F1 as in :func:`f1_at_thresholds`, whose arguments this takes; on ties the first of the
-    tied thresholds in the order given. Result of shape ``probabilities.shape[:-1]``. Tune it
-    on a validation split and apply it to the test split.
+    F1 as in :func:`f1_at_thresholds`; on ties the first of the tied thresholds in the order
+    given. Tune it on a validation split and apply it to the test split.
+
+    Args:
+        y_true (Tensor, array or list): labels of shape ``(N,)``, values in {0, 1}, any device.
+        probabilities (Tensor, array or list): scores of every model, shape ``(..., N)``.
+        thresholds (Tensor, array or list): candidate thresholds, shape ``(T,)``, finite.
+
+    Returns:
+        numpy.ndarray: float64 of shape ``probabilities.shape[:-1]``.
+
+    Raises:
+        ValueError: as :func:`f1_at_thresholds`.
     """
     scores = f1_at_thresholds(y_true, probabilities, thresholds)
     return _as_float_array(thresholds, "thresholds")[scores.argmax(-1)]
@@ -97,15 +148,25 @@ def posthoc_adjusted_logits(logits, prior, tau: float = 1.0) -> torch.Tensor:
 
     .. math:: \tilde s_i = s_i - \tau \log \pi_i, \qquad \hat y = \arg\max_i \tilde s_i
 
-    for logits :math:`s` of shape ``(..., C)`` (e.g. ``(L, S, N, C)`` from
-    :meth:`lib.train.Ensemble.logits`), the training class prior :math:`\pi` = ``prior`` of
-    shape ``(C,)`` (positive, summing to 1) and ``tau`` :math:`\ge 0`. Predict by ``argmax``
-    over the last axis. When ``softmax(s)`` estimates :math:`P(y\mid x)`, ``tau = 1`` gives
-    :math:`\arg\max_i P(y=i\mid x)/\pi_i`, the rule that minimises the balanced error; ``tau = 0``
-    returns the logits unchanged. Returns a tensor of the logits' dtype and device.
-    """
-    from . import losses as _losses
+    Predict by ``argmax`` over the last axis. When ``softmax(s)`` estimates
+    :math:`P(y\mid x)`, ``tau = 1`` gives :math:`\arg\max_i P(y=i\mid x)/\pi_i`, the rule that
+    minimises the balanced error; ``tau = 0`` returns the logits unchanged.
 
+    Args:
+        logits (Tensor): float scores :math:`s` of shape ``(..., C)`` (e.g. ``(L, S, N, C)``
+            from :meth:`lib.train.Ensemble.logits`), any device.
+        prior (Tensor): training class prior :math:`\pi` of shape ``(C,)``, positive, summing
+            to 1; any device and float dtype (it is moved to the logits').
+        tau (float): scale of the adjustment, a Python number >= 0. Default: ``1.0``.
+
+    Returns:
+        Tensor: the adjusted logits, shape, dtype and device of ``logits`` (a transform, not a
+        metric, so it stays on the logits' device).
+
+    Raises:
+        ValueError: on non-float logits, a prior of the wrong shape or not a distribution, or a
+            bad ``tau``.
+    """
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim < 1:
         raise ValueError("logits must be a floating-point tensor of shape (..., C)")
     if not isinstance(prior, torch.Tensor) or prior.shape != logits.shape[-1:]:
@@ -113,9 +174,7 @@ def posthoc_adjusted_logits(logits, prior, tau: float = 1.0) -> torch.Tensor:
         raise ValueError(f"prior must be a tensor of shape ({logits.shape[-1]},) to match "
                          f"logits {tuple(logits.shape)}, got {shape}")
     _losses.check_prior(prior)
-    if (isinstance(tau, (torch.Tensor, bool)) or not isinstance(tau, (int, float))
-            or not np.isfinite(tau) or tau < 0):
-        raise ValueError(f"tau must be a finite Python number >= 0, got {tau!r}")
+    tau = _losses.check_number(tau, "tau")
     return logits - tau * prior.to(dtype=logits.dtype, device=logits.device).log()
 
 
@@ -124,11 +183,20 @@ def head_medium_tail(counts) -> dict[str, list[int]]:
 
     Classes are ranked by their training count ``counts[c]``, largest first (ties by class
     index); the first ``C // 3`` are the head, the last ``C // 3`` the tail and the rest the
-    medium group, so 10 classes split 3 / 4 / 3. Returns ``{"head": [...], "medium": [...],
-    "tail": [...]}`` with the class indices of each group in increasing order, the ``groups``
-    argument of :func:`group_accuracy`.
+    medium group, so 10 classes split 3 / 4 / 3.
+
+    Args:
+        counts (Tensor, array or sequence of int): training count of each class, shape
+            ``(C,)`` with C >= 3, non-negative, any device.
+
+    Returns:
+        dict[str, list[int]]: ``{"head": [...], "medium": [...], "tail": [...]}``, the class
+        indices of each group in increasing order: the ``groups`` of :func:`group_accuracy`.
+
+    Raises:
+        ValueError: if there are fewer than 3 counts or a negative one.
     """
-    counts = [int(n) for n in counts]
+    counts = [int(n) for n in _to_numpy(counts).ravel()]
     if len(counts) < 3 or min(counts) < 0:
         raise ValueError(f"counts must hold at least 3 non-negative class counts, got {counts}")
     order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))
@@ -146,14 +214,25 @@ def group_accuracy(y_true, y_pred, groups) -> dict[str, np.ndarray]:
     (its recall, from scikit-learn's ``recall_score(..., average=None)``). With one group
     holding every class this is the balanced accuracy (``balanced_accuracy_score``); with
     :func:`head_medium_tail` it gives head, medium and tail accuracy, and with one class per
-    group the per-class accuracies. ``y_true`` has shape ``(N,)``, ``y_pred`` shape ``(..., N)``
-    (e.g. ``(L, S, N)``); ``groups`` maps a name to a non-empty list of classes, each of which
-    must occur in ``y_true``. Returns ``{name: array of shape y_pred.shape[:-1]}`` (float64).
+    group the per-class accuracies.
+
+    Args:
+        y_true (Tensor, array or list): class labels of shape ``(N,)``, any device.
+        y_pred (Tensor, array or list): predicted labels of every model, shape ``(..., N)``
+            (e.g. ``(L, S, N)``), any device.
+        groups (dict[str, list[int]]): a name for each group and its non-empty list of
+            classes, each of which must occur in ``y_true``.
+
+    Returns:
+        dict[str, numpy.ndarray]: ``{name: float64 array of shape y_pred.shape[:-1]}``.
+
+    Raises:
+        ValueError: on mismatched shapes, an empty group, or a class absent from ``y_true``.
     """
     from sklearn.metrics import recall_score
 
-    y_true = np.asarray(torch.as_tensor(y_true).cpu())
-    y_pred = np.asarray(torch.as_tensor(y_pred).cpu())
+    y_true = _to_numpy(y_true)
+    y_pred = _to_numpy(y_pred)
     if y_true.ndim != 1 or y_pred.ndim < 1 or y_pred.shape[-1:] != y_true.shape:
         raise ValueError(
             f"y_pred must have shape (..., {len(y_true)}) to match y_true, got {y_pred.shape}"

@@ -1,16 +1,30 @@
 """Devices, the ``BOOK_SCALE`` switch, and a trainer that trains many models at once.
 
-Small models trained one at a time leave a GPU idle, and the book wants many seeds per
-configuration (DESIGN.md section 5). :func:`train_batched` therefore stacks the parameters of
-all models (every seed of every loss) into one set of tensors with
+The book trains every seed of every loss it compares (DESIGN.md section 5), and small models
+trained one at a time use a CPU's cores, and a GPU, poorly. :func:`train_batched` therefore
+stacks the parameters of all models into one set of tensors with
 ``torch.func.stack_module_state``, runs them with ``torch.func.vmap`` over
-``torch.func.functional_call``, and steps one ordinary PyTorch optimiser on the stacked tensors.
-Because the summed loss of independent models has, for each model, exactly that model's
-gradient, and Adam and SGD update every parameter entry independently, this is the same
-computation as the plain per-model loop :func:`train_one` (which the tests check), only batched.
+``torch.func.functional_call``, and steps one ordinary PyTorch optimiser on the stacked
+tensors. Because the summed loss of independent models has, for each model, exactly that
+model's gradient, and Adam and SGD update every parameter entry independently, this is the
+same computation as the plain per-model loop :func:`train_one` (which the tests check), only
+batched.
 
-Every chapter trains its seeds with :func:`train_batched`; :func:`train_one` exists to teach and
-to test it.
+Three rules keep the chapters free of device code:
+
+- the trainer takes its data on any device and moves it to the training device itself
+  (``device``, default :func:`default_device`);
+- :meth:`Ensemble.logits` and :meth:`Ensemble.state_dict_of` always return CPU tensors, so a
+  chapter can hand them straight to NumPy and scikit-learn;
+- the losses of :mod:`lib.losses` move their per-class constants (prior, weights, counts) to
+  the logits' device themselves.
+
+``tests/test_train.py`` trains on PyTorch's ``meta`` device under a check that rejects any
+operation mixing two devices, which is how a CPU-only machine catches device mix-ups.
+
+Each seed may train on its own data: pass ``x`` of shape ``(S, N, ...)`` and ``y`` of shape
+``(S, N)`` (one training set per seed, e.g. its own long-tailed subset or label-noise draw),
+and every loss of seed ``s`` sees seed ``s``'s set, so the losses stay paired.
 """
 
 from __future__ import annotations
@@ -34,6 +48,7 @@ __all__ = [
     "by_scale",
     "default_device",
     "mlp",
+    "Recipe",
     "train_one",
     "train_batched",
     "Ensemble",
@@ -44,15 +59,25 @@ LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
 def default_device() -> torch.device:
-    """``cuda`` when PyTorch sees a GPU, else ``cpu``."""
+    """The device the trainers use when none is given.
+
+    Returns:
+        torch.device: ``cuda`` when PyTorch sees a GPU, else ``cpu``.
+    """
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def book_scale() -> str:
     """The scale of every experiment: ``$BOOK_SCALE`` if set, else ``full`` on CUDA, else ``quick``.
 
-    ``quick`` runs each chapter on 2 CPU cores in a minute or two; ``full`` uses more data,
-    at least 50 seeds per configuration and the sweeps, and is meant for a GPU.
+    ``quick`` runs each chapter on 2 CPU cores in a minute or two and is the scale of the tests
+    (``make test`` sets it); ``full`` uses more seeds and data.
+
+    Returns:
+        str: ``"quick"`` or ``"full"``.
+
+    Raises:
+        ValueError: if ``$BOOK_SCALE`` is set to anything else.
     """
     scale = os.environ.get("BOOK_SCALE", "").strip().lower()
     if not scale:
@@ -63,7 +88,19 @@ def book_scale() -> str:
 
 
 def by_scale(quick, full, scale: str | None = None):
-    """Return ``quick`` or ``full`` according to ``scale`` (default :func:`book_scale`)."""
+    """Pick a setting by scale.
+
+    Args:
+        quick: the value at scale ``quick``.
+        full: the value at scale ``full``.
+        scale (str, optional): ``"quick"`` or ``"full"``; default :func:`book_scale`.
+
+    Returns:
+        ``quick`` or ``full``.
+
+    Raises:
+        ValueError: if ``scale`` is not one of :data:`SCALES`.
+    """
     scale = book_scale() if scale is None else scale
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
@@ -71,10 +108,17 @@ def by_scale(quick, full, scale: str | None = None):
 
 
 def mlp(in_features: int, hidden: Sequence[int], num_outputs: int) -> nn.Sequential:
-    """A ReLU multilayer perceptron ``in_features -> hidden... -> num_outputs``.
+    """A ReLU multilayer perceptron ``in_features -> hidden... -> num_outputs`` (chapters 1-4).
 
-    With ``num_outputs=1`` it returns one logit per sample, shape ``(N,)``, the form the binary
-    losses of :mod:`lib.losses` take; otherwise logits of shape ``(N, num_outputs)``.
+    Args:
+        in_features (int): the size of one input sample.
+        hidden (Sequence[int]): the widths of the hidden layers, e.g. ``[256, 256]``.
+        num_outputs (int): 1 for a binary model, else the number of classes.
+
+    Returns:
+        nn.Sequential: a model mapping ``(N, in_features)`` to logits of shape ``(N,)`` when
+        ``num_outputs == 1`` (the form the binary losses of :mod:`lib.losses` take), else
+        ``(N, num_outputs)``.
     """
     sizes = [in_features, *hidden]
     layers: list[nn.Module] = []
@@ -86,6 +130,59 @@ def mlp(in_features: int, hidden: Sequence[int], num_outputs: int) -> nn.Sequent
     return nn.Sequential(*layers)
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: the schedule and the optimiser, shared by :func:`train_one` and
+    :func:`train_batched`.
+
+    Args:
+        epochs (int): passes over the training set, at least 1.
+        batch_size (int): samples per optimiser step, at least 1 (the last batch of an epoch
+            may be smaller).
+        lr (float): the learning rate, positive.
+        optimizer (str): ``"adam"`` (``torch.optim.Adam``) or ``"sgd"`` (``torch.optim.SGD``).
+        momentum (float): SGD's momentum, in [0, 1); ignored by Adam. Default 0.9.
+        weight_decay (float): L2 penalty, at least 0. Default 0.
+        fused (bool, optional): use PyTorch's fused optimiser kernel (one kernel per step for
+            all parameter tensors). ``None`` (default) uses it on CUDA, where it is faster, and
+            the default (foreach) kernels elsewhere. Fused and foreach kernels round
+            differently, so over many steps their models drift apart like any two float
+            orderings (``benchmarks/trainer.py`` reports by how much).
+
+    Raises:
+        ValueError: naming the first setting out of range.
+    """
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    fused: bool | None = None
+
+    def __post_init__(self):
+        check = _losses.check_number
+        check(self.epochs, "epochs", 1, integer=True)
+        check(self.batch_size, "batch_size", 1, integer=True)
+        check(self.lr, "lr", 0, low_open=True)
+        check(self.momentum, "momentum", 0, 1, high_open=True)
+        check(self.weight_decay, "weight_decay", 0)
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.fused not in (None, True, False):
+            raise ValueError(f"fused must be None, True or False, got {self.fused!r}")
+
+    def optimizer_for(self, params, device: torch.device) -> torch.optim.Optimizer:
+        """The optimiser of this recipe over ``params``, which live on ``device``."""
+        fused = device.type == "cuda" if self.fused is None else self.fused
+        if self.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay,
+                                    fused=fused)
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
+                               weight_decay=self.weight_decay, fused=fused)
+
+
 def _seeded_model(make_model: Callable[[], nn.Module], seed: int) -> nn.Module:
     """``make_model()`` with its initial weights drawn from ``seed``, leaving global RNGs alone."""
     with torch.random.fork_rng(devices=[]):
@@ -93,40 +190,62 @@ def _seeded_model(make_model: Callable[[], nn.Module], seed: int) -> nn.Module:
         return make_model()
 
 
-def _make_optimizer(params, optimizer: str, lr: float, weight_decay: float, momentum: float,
-                    fused: bool = False):
-    # fused=True updates every parameter tensor in one kernel: the same arithmetic as the
-    # default (foreach) implementation up to float rounding, and faster on a GPU
-    if optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=fused)
-    if optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                               fused=fused)
-    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+def _epoch_order(generator: torch.Generator, n: int) -> Tensor:
+    """The order in which one seed visits its ``n`` samples in one epoch (CPU)."""
+    return torch.randperm(n, generator=generator)
 
 
-def _check_training_args(x, y, seeds, epochs, batch_size, lr):
-    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
-        raise ValueError("x and y must be tensors")
-    if len(x) != len(y) or len(x) == 0:
-        raise ValueError(f"x and y must hold the same positive number of samples, got "
-                         f"{len(x)} and {len(y)}")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if len(seeds) == 0 or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds must be a non-empty sequence of distinct integers, got {seeds!r}")
+def _num_outputs(template: nn.Module, sample_shape: tuple, dtype: torch.dtype) -> int:
+    """1 for a binary model (logits of shape (N,)), else the number of classes.
+
+    Runs the model on PyTorch's ``meta`` device, which computes shapes without data, so the
+    probe costs nothing and cannot mix devices.
+    """
+    with torch.no_grad():
+        out = template(torch.empty((1, *sample_shape), dtype=dtype, device="meta"))
+    return 1 if out.ndim == 1 else out.shape[-1]
 
 
 def _check_labels(y: Tensor, num_outputs: int) -> None:
-    """Validate the whole label set once, so the losses can skip their per-step value checks."""
+    """Validate every label once, so the losses can skip their per-step value checks."""
     if num_outputs == 1:
         _losses.check_binary_targets(y, name="y")
     else:
         _losses.check_class_targets(y, num_outputs, name="y")
+
+
+def _check_data(x, y, seeds) -> bool:
+    """Check the shapes of the training data; return True when each seed has its own set."""
+    if not isinstance(x, Tensor) or not isinstance(y, Tensor):
+        raise ValueError(f"x and y must be tensors, got {type(x).__name__} and "
+                         f"{type(y).__name__}")
+    if y.ndim == 1:
+        if x.ndim < 2 or len(x) != len(y) or len(y) == 0:
+            raise ValueError(f"x must have shape (N, ...) to match y of shape (N,) with N > 0, "
+                             f"got x {tuple(x.shape)} and y {tuple(y.shape)}")
+        return False
+    if y.ndim == 2:
+        if y.shape[0] != len(seeds) or y.shape[1] == 0 or x.ndim < 3 or x.shape[:2] != y.shape:
+            raise ValueError(
+                f"per-seed training sets need y of shape (S, N) with S = {len(seeds)} seeds and "
+                f"x of shape (S, N, ...), got x {tuple(x.shape)} and y {tuple(y.shape)}")
+        return True
+    raise ValueError(f"y must have shape (N,) (one training set shared by every seed) or "
+                     f"(S, N) (one per seed), got {tuple(y.shape)}")
+
+
+def _check_seeds(seeds) -> list[int]:
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ValueError(f"seeds must be a non-empty sequence of distinct integers, got {seeds!r}")
+    return seeds
+
+
+def _check_recipe(recipe) -> Recipe:
+    if not isinstance(recipe, Recipe):
+        raise ValueError(f"recipe must be a lib.train.Recipe, got {type(recipe).__name__}")
+    return recipe
 
 
 def train_one(
@@ -135,31 +254,52 @@ def train_one(
     x: Tensor,
     y: Tensor,
     seed: int,
+    recipe: Recipe,
     *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    optimizer: str = "adam",
-    weight_decay: float = 0.0,
-    momentum: float = 0.9,
-    fused: bool = False,
+    device: torch.device | str | None = None,
 ) -> nn.Module:
     """Train one model with a plain minibatch loop: the reference for :func:`train_batched`.
 
-    The initial weights come from ``torch.manual_seed(seed)`` before ``make_model()``; each
-    epoch visits the samples in the order of ``torch.randperm`` drawn from a generator seeded
-    with ``seed``. Runs on the device of ``x``. ``fused`` as in :func:`train_batched`.
+    The initial weights are those ``make_model()`` draws after ``torch.manual_seed(seed)``;
+    each epoch visits the samples in the order of ``torch.randperm`` drawn from a CPU generator
+    seeded with ``seed``.
+
+    Args:
+        make_model (callable): builds the model, e.g. ``lambda: mlp(40, [256, 256], 10)``.
+        loss_fn (callable): ``(logits, targets) -> scalar``, the batch mean, e.g. from
+            :mod:`lib.losses`.
+        x (Tensor): inputs of shape ``(N, ...)``, on any device.
+        y (Tensor): targets of shape ``(N,)``: float in {0, 1} for a binary model, int64
+            class indices otherwise; on any device.
+        seed (int): the seed of the initial weights and of the minibatch order.
+        recipe (Recipe): epochs, batch size and optimiser.
+        device (torch.device or str, optional): where to train; default :func:`default_device`.
+
+    Returns:
+        nn.Module: the trained model, on ``device``.
+
+    Raises:
+        ValueError: for mismatched shapes, invalid labels or a bad recipe.
     """
-    _check_training_args(x, y, [seed], epochs, batch_size, lr)
-    model = _seeded_model(make_model, seed).to(x.device)
-    opt = _make_optimizer(model.parameters(), optimizer, lr, weight_decay, momentum, fused)
+    seed = _check_seeds([seed])[0]
+    recipe = _check_recipe(recipe)
+    if _check_data(x, y, [seed]):
+        raise ValueError(f"train_one takes one training set: y must have shape (N,), "
+                         f"got {tuple(y.shape)}")
+    device = torch.device(device) if device is not None else default_device()
+    model = _seeded_model(make_model, seed)
+    _check_labels(y, _num_outputs(copy.deepcopy(model).to("meta"), tuple(x.shape[1:]), x.dtype))
+    model = model.to(device)
+    x, y = x.to(device), y.to(device)
+    opt = recipe.optimizer_for(list(model.parameters()), device)
     order = torch.Generator().manual_seed(seed)
-    for _ in range(epochs):
-        permutation = torch.randperm(len(x), generator=order).to(x.device)
-        for start in range(0, len(x), batch_size):
-            batch = permutation[start : start + batch_size]
-            loss = loss_fn(model(x[batch]), y[batch])
-            opt.zero_grad()
+    for _ in range(recipe.epochs):
+        permutation = _epoch_order(order, len(x)).to(device)
+        for start in range(0, len(x), recipe.batch_size):
+            batch = permutation[start : start + recipe.batch_size]
+            with _losses.skip_value_checks():  # the labels were checked above
+                loss = loss_fn(model(x[batch]), y[batch])
+            opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
     return model
@@ -169,9 +309,18 @@ def train_one(
 class Ensemble:
     """Models trained together by :func:`train_batched`: every loss crossed with every seed.
 
-    ``params`` maps each parameter name to a tensor of shape ``(L * S, ...)``; model
-    ``k * S + s`` was trained with loss ``loss_names[k]`` from seed ``seeds[s]``.
-    ``history["loss"]`` is the mean training loss per epoch, shape ``(epochs, L, S)``.
+    Attributes:
+        model (nn.Module): the architecture, on the ``meta`` device (it holds no weights).
+        params (dict[str, Tensor]): each parameter stacked over models, shape ``(L * S, ...)``
+            on the training device; model ``k * S + s`` was trained with loss
+            ``loss_names[k]`` from seed ``seeds[s]``.
+        buffers (dict[str, Tensor]): the models' buffers, stacked the same way.
+        loss_names (list[str]): the names of the ``L`` losses, in order.
+        seeds (list[int]): the ``S`` seeds, in order.
+        sample_shape (tuple): the shape of one input sample.
+        history (dict[str, Tensor]): ``history["loss"]``, the mean training loss of every
+            model in every epoch, shape ``(epochs, L, S)``, on the CPU.
+        seconds (float): the wall time of the training loop.
     """
 
     model: nn.Module
@@ -179,35 +328,87 @@ class Ensemble:
     buffers: dict[str, Tensor]
     loss_names: list[str]
     seeds: list[int]
+    sample_shape: tuple
     history: dict[str, Tensor] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
     def shape(self) -> tuple[int, int]:
-        """``(number of losses, number of seeds)``."""
+        """``(L, S)``: the number of losses and the number of seeds."""
         return len(self.loss_names), len(self.seeds)
+
+    @property
+    def device(self) -> torch.device:
+        """The device the models' parameters live on."""
+        return next(iter(self.params.values())).device
 
     def _forward(self, params, buffers, x):
         return functional_call(self.model, (params, buffers), (x,))
 
+    def _seed_of_model(self) -> Tensor:
+        """For each stacked model ``k * S + s``, its seed's position ``s``."""
+        return torch.arange(len(self.seeds)).repeat(len(self.loss_names))
+
+    def _forward_all(self, params, buffers, x, per_model: bool) -> Tensor:
+        """Logits ``(L * S, B, ...)``; ``x`` is ``(B, ...)`` for every model or ``(L * S, B, ...)``.
+
+        One ``vmap`` level over all models: measured faster on the CPU than an outer ``vmap``
+        over losses that shares each seed's minibatch without copying it (see the benchmark's
+        notes in README.md).
+        """
+        return vmap(self._forward, in_dims=(0, 0, 0 if per_model else None))(params, buffers, x)
+
     def logits(self, x: Tensor, batch_size: int = 65536) -> Tensor:
-        """Logits of every model on the same inputs ``x``: shape ``(L, S, N, ...)``."""
-        device = next(iter(self.params.values())).device
+        """The logits of every model, always returned on the CPU.
+
+        Args:
+            x (Tensor): inputs on any device, either ``(N, ...)`` (the same inputs for every
+                model, e.g. a test set) or ``(S, N, ...)`` (seed ``s``'s models see
+                ``x[s]``, e.g. each seed's own training set).
+            batch_size (int): samples evaluated at once, to bound memory.
+
+        Returns:
+            Tensor: logits of shape ``(L, S, N)`` for binary models or ``(L, S, N, C)``, on
+            the CPU.
+
+        Raises:
+            ValueError: if ``x`` does not have one of the two shapes.
+        """
+        sample_ndim = len(self.sample_shape)
+        per_seed = x.ndim == sample_ndim + 2
+        if tuple(x.shape[x.ndim - sample_ndim:]) != tuple(self.sample_shape) or not (
+                x.ndim == sample_ndim + 1 or (per_seed and x.shape[0] == len(self.seeds))):
+            raise ValueError(
+                f"x must have shape (N, {', '.join(map(str, self.sample_shape))}) or "
+                f"({len(self.seeds)}, N, {', '.join(map(str, self.sample_shape))}), "
+                f"got {tuple(x.shape)}")
+        if per_seed:  # model k * S + s sees x[s]
+            x = x[self._seed_of_model().to(x.device)]
+        axis = 1 if per_seed else 0
+        chunks = []
         with torch.no_grad():
-            chunks = [
-                vmap(self._forward, in_dims=(0, 0, None))(
-                    self.params, self.buffers, x[i : i + batch_size].to(device)
-                )
-                for i in range(0, len(x), batch_size)
-            ]
-        out = torch.cat(chunks, dim=1)
-        return out.reshape(*self.shape, *out.shape[1:])
+            for chunk in torch.split(x, batch_size, dim=axis):
+                out = self._forward_all(self.params, self.buffers, chunk.to(self.device),
+                                        per_seed)
+                chunks.append(out.cpu())
+        return torch.cat(chunks, dim=1).unflatten(0, self.shape)
 
     def state_dict_of(self, loss_name: str, seed: int) -> dict[str, Tensor]:
-        """The parameters and buffers of one model, as a ``state_dict`` for ``model``'s class."""
-        k, s = self.loss_names.index(loss_name), self.seeds.index(seed)
-        i = k * len(self.seeds) + s
-        return {name: t[i].detach().clone() for name, t in {**self.params, **self.buffers}.items()}
+        """The parameters and buffers of one model, on the CPU.
+
+        Args:
+            loss_name (str): one of :attr:`loss_names`.
+            seed (int): one of :attr:`seeds`.
+
+        Returns:
+            dict[str, Tensor]: a ``state_dict`` for a model built by ``make_model()``.
+        """
+        if loss_name not in self.loss_names or seed not in self.seeds:
+            raise ValueError(f"no model for loss {loss_name!r} and seed {seed!r}: losses are "
+                             f"{self.loss_names}, seeds {self.seeds}")
+        i = self.loss_names.index(loss_name) * len(self.seeds) + self.seeds.index(seed)
+        return {name: t[i].detach().cpu().clone()
+                for name, t in {**self.params, **self.buffers}.items()}
 
 
 def train_batched(
@@ -216,92 +417,92 @@ def train_batched(
     x: Tensor,
     y: Tensor,
     seeds: Sequence[int],
+    recipe: Recipe,
     *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    optimizer: str = "adam",
-    weight_decay: float = 0.0,
-    momentum: float = 0.9,
     device: torch.device | str | None = None,
-    fused: bool | None = None,
     callback: Callable[[int, Ensemble], None] | None = None,
     progress: bool = True,
-    description: str = "training",
 ) -> Ensemble:
     """Train ``len(losses) * len(seeds)`` models of one architecture in a single batched loop.
 
     Model (loss ``k``, seed ``s``) starts from the weights ``make_model()`` draws after
-    ``torch.manual_seed(seeds[s])`` and sees the minibatches in the seed's own order, exactly as
-    :func:`train_one` with the same arguments, so losses are compared on paired seeds. The
-    stacked parameters are updated by one ``torch.optim`` optimiser (``"adam"`` or ``"sgd"``).
+    ``torch.manual_seed(seeds[s])`` and sees the minibatches in the seed's own order, exactly
+    as :func:`train_one` with the same arguments would train it on seed ``s``'s data, so the
+    losses are compared on paired seeds. One optimiser steps the stacked parameters.
 
-    ``losses`` maps a name to a function ``(logits, targets) -> scalar``, the batch mean, as in
-    :mod:`lib.losses`; it is called under ``torch.func.vmap`` (one model's batch at a time), so
-    it must not branch on tensor values. The labels ``y`` are validated once up front, and the
-    losses run inside :func:`lib.losses.value_checks_off`. Models must be deterministic (no
-    dropout). ``callback(epoch, ensemble)``, if given, runs after every epoch (1-based), e.g. to
-    record test metrics. A tqdm bar shows the epochs unless ``progress=False``.
+    Args:
+        make_model (callable): builds one model; it must be deterministic (no dropout).
+        losses (Mapping[str, callable]): name -> ``(logits, targets) -> scalar`` (the batch
+            mean), as in :mod:`lib.losses`. They run under ``torch.func.vmap`` (one model's
+            batch at a time) inside :func:`lib.losses.skip_value_checks`, so they must not
+            branch on tensor values; the labels are validated once up front instead.
+        x (Tensor): inputs on any device: ``(N, ...)``, one training set for every seed, or
+            ``(S, N, ...)``, seed ``s``'s own set in ``x[s]``.
+        y (Tensor): targets matching ``x``: ``(N,)`` or ``(S, N)``; float in {0, 1} for a
+            binary model (logits of shape ``(N,)``), int64 class indices otherwise.
+        seeds (Sequence[int]): ``S`` distinct seeds.
+        recipe (Recipe): epochs, batch size and optimiser.
+        device (torch.device or str, optional): where to train; default
+            :func:`default_device`.
+        callback (callable, optional): ``callback(epoch, ensemble)`` after every epoch
+            (1-based), e.g. to record test metrics with :meth:`Ensemble.logits`.
+        progress (bool): show a tqdm bar over the epochs. Default True.
 
-    ``fused`` selects PyTorch's fused optimiser kernels (one kernel per step for all parameter
-    tensors); the default ``None`` uses them on CUDA, where they are faster, and not on the
-    CPU, so that CPU results stay those of the default (foreach) kernels, which
-    :func:`train_one` uses too (the tests check agreement to 1e-5). ``benchmarks/trainer.py``
-    measures all of these variants.
+    Returns:
+        Ensemble: the trained models, their training-loss history and wall time.
+
+    Raises:
+        ValueError: for mismatched shapes, invalid labels, repeated seeds, no losses or a bad
+            recipe.
     """
-    seeds = list(seeds)
-    _check_training_args(x, y, seeds, epochs, batch_size, lr)
+    seeds = _check_seeds(seeds)
+    recipe = _check_recipe(recipe)
+    per_seed = _check_data(x, y, seeds)
     if not losses:
         raise ValueError("losses must map at least one name to a loss function")
     device = torch.device(device) if device is not None else default_device()
+    sample_shape = tuple(x.shape[2:] if per_seed else x.shape[1:])
     models = [_seeded_model(make_model, seed) for seed in seeds]
-    num_outputs = _num_outputs(models[0], x[:1])
-    _check_labels(y, num_outputs)
+    template = copy.deepcopy(models[0]).to("meta")
+    _check_labels(y, _num_outputs(template, sample_shape, x.dtype))
+
     # every loss starts from the same seeded initial weights: stack L copies of the S models
     params, buffers = stack_module_state([m for _ in losses for m in models])
-    params = {k: v.to(device).detach().requires_grad_() for k, v in params.items()}
+    params = {k: v.detach().to(device).requires_grad_() for k, v in params.items()}
     buffers = {k: v.to(device) for k, v in buffers.items()}
-    template = copy.deepcopy(models[0]).to("meta")
-    ensemble = Ensemble(template, params, buffers, list(losses), seeds)
-    fused = device.type == "cuda" if fused is None else fused
-    opt = _make_optimizer(list(params.values()), optimizer, lr, weight_decay, momentum, fused)
-    forward = vmap(ensemble._forward)
-    per_model_losses = [vmap(fn) for fn in losses.values()]
+    ensemble = Ensemble(template, params, buffers, list(losses), seeds, sample_shape)
+    opt = recipe.optimizer_for(list(params.values()), device)
+    per_model_losses = [vmap(fn) for fn in losses.values()]  # over seeds: (S, B) -> (S,)
     x, y = x.to(device), y.to(device)
-    num_losses, num_seeds, n = len(losses), len(seeds), len(x)
+    n = y.shape[-1]
+    model_rows = ensemble._seed_of_model().to(device)[:, None]  # model k * S + s -> s
+    seed_rows = torch.arange(len(seeds), device=device)[:, None]
     orders = [torch.Generator().manual_seed(seed) for seed in seeds]
     epoch_losses = []
     started = time.perf_counter()
-    with _losses.value_checks_off():
-        for epoch in tqdm(range(1, epochs + 1), desc=description, disable=not progress,
-                          mininterval=2.0, leave=False):
-            permutations = torch.stack([torch.randperm(n, generator=g) for g in orders])
-            permutations = permutations.to(device).repeat(num_losses, 1)  # (L*S, n)
-            total = torch.zeros(num_losses, num_seeds, device=device)
-            for start in range(0, n, batch_size):
-                batch = permutations[:, start : start + batch_size]
-                logits = forward(params, buffers, x[batch])
-                logits = logits.reshape(num_losses, num_seeds, *logits.shape[1:])
-                targets = y[batch].reshape(num_losses, num_seeds, -1)
+    for epoch in tqdm(range(1, recipe.epochs + 1), desc=f"training {len(losses)} x {len(seeds)}",
+                      disable=not progress, mininterval=2.0, leave=False):
+        orders_now = torch.stack([_epoch_order(g, n) for g in orders]).to(device)  # (S, n)
+        total = torch.zeros(ensemble.shape, device=device)
+        for start in range(0, n, recipe.batch_size):
+            batch = orders_now[:, start : start + recipe.batch_size]  # (S, B): seed s's batch
+            model_batch = batch[model_rows.squeeze(1)]  # (L * S, B): the batch of each model
+            xb = x[model_rows, model_batch] if per_seed else x[model_batch]
+            yb = y[seed_rows, batch] if per_seed else y[batch]  # (S, B), shared by the losses
+            logits = ensemble._forward_all(params, buffers, xb, per_model=True)
+            logits = logits.unflatten(0, ensemble.shape)  # (L, S, B, ...)
+            with _losses.skip_value_checks():  # the labels were checked above
                 batch_losses = torch.stack(
-                    [fn(logits[k], targets[k]) for k, fn in enumerate(per_model_losses)]
-                )  # (L, S)
-                opt.zero_grad(set_to_none=True)
-                batch_losses.sum().backward()
-                opt.step()
-                total += batch_losses.detach() * batch.shape[1]
-            epoch_losses.append(total / n)
-            if callback is not None:
-                callback(epoch, ensemble)
+                    [fn(logits[k], yb) for k, fn in enumerate(per_model_losses)])  # (L, S)
+            opt.zero_grad(set_to_none=True)
+            batch_losses.sum().backward()
+            opt.step()
+            total += batch_losses.detach() * batch.shape[1]
+        epoch_losses.append(total / n)
+        if callback is not None:
+            callback(epoch, ensemble)
     for t in params.values():
         t.requires_grad_(False)
     ensemble.history["loss"] = torch.stack(epoch_losses).cpu()
     ensemble.seconds = time.perf_counter() - started
     return ensemble
-
-
-def _num_outputs(model: nn.Module, x: Tensor) -> int:
-    """1 for a binary model (logits of shape (N,)), else the number of classes."""
-    with torch.no_grad():
-        out = model(x)
-    return 1 if out.ndim == 1 else out.shape[-1]

@@ -15,10 +15,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 pyver=${1:-3.12}
 rm -rf .whl && mkdir -p .whl
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$pyver" \
+# fail loudly: a wheel that cannot be fetched stops the script with pip's own message
+if ! python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$pyver" \
   --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
-  --platform any -d .whl -r scripts/gpu-wheels.txt 2>&1 | grep -v "^WARNING: Location" || true
+  --platform any -d .whl -r scripts/gpu-wheels.txt > .whl/download.log 2>&1; then
+  cat .whl/download.log >&2
+  echo "gpu_prepare.sh: could not download every wheel of scripts/gpu-wheels.txt (above)" >&2
+  exit 1
+fi
+wanted=$(grep -cEv '^\s*(#|$)' scripts/gpu-wheels.txt)
+got=$(ls .whl/*.whl | wc -l)
+if [ "$got" -lt "$wanted" ]; then
+  echo "gpu_prepare.sh: scripts/gpu-wheels.txt lists $wanted packages but only $got wheels arrived" >&2
+  exit 1
+fi
+rm .whl/download.log
 # the full-scale MNIST-1D sizes: chapter 1, chapter 2, chapters 3 and 4 and the benchmark
 BOOK_DATA_DIR=.data .venv/bin/python -c "
 from lib import data

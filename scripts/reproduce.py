@@ -3,11 +3,14 @@
     python scripts/reproduce.py                 # every chapter in chapters/
     python scripts/reproduce.py chapters/01_smooth_accuracy.ipynb
 
-The scale is whatever ``BOOK_SCALE`` says (default: ``full`` when PyTorch sees CUDA, else
-``quick``). After each chapter it prints one provenance line (device, scale, seeds, wall time,
-library versions) from the results the chapter saved, and at the end the total wall time. It
-needs only nbclient, nbformat and ipykernel beside the book's libraries, so it also runs on a
-machine without network or jupyter-book (see README.md, "Reproducing on a GPU machine").
+The scale is whatever ``BOOK_SCALE`` says (see ``lib.train.book_scale``). After each chapter it
+prints one provenance line (device, scale, seeds, wall time, library versions) from the results
+the chapter saved, and at the end the total wall time. A chapter that fails is written back
+with its outputs up to and including the error, so the error is in the notebook for anyone to
+see; the other chapters still run, and the script exits with status 1 at the end, naming the
+chapters that failed. It needs only nbclient, nbformat and ipykernel beside the book's
+libraries, so it also runs on a machine without network or jupyter-book (see README.md,
+"Reproducing on a GPU machine").
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `lib` without installing the project (e.g. on a GPU host)
@@ -28,8 +32,12 @@ from lib import report  # noqa: E402
 from scripts import claims_page  # noqa: E402
 
 
-def execute(path: Path, timeout: int | None) -> float:
-    """Execute one notebook in its own folder and write it back with fresh outputs."""
+def execute(path: Path, timeout: int | None) -> tuple[float, str | None]:
+    """Execute one notebook in its own folder and write it back with fresh outputs.
+
+    Returns the wall time and, if a cell failed, the error's name and message (the notebook is
+    written back either way, with the outputs up to the failing cell).
+    """
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,
@@ -39,10 +47,14 @@ def execute(path: Path, timeout: int | None) -> float:
         resources={"metadata": {"path": str(path.parent)}},
     )
     started = time.perf_counter()
-    client.execute()
+    error = None
+    try:
+        client.execute()
+    except CellExecutionError as failure:
+        error = f"{failure.ename}: {failure.evalue}"
     seconds = time.perf_counter() - started
     nbformat.write(notebook, path)
-    return seconds
+    return seconds, error
 
 
 def provenance_line(path: Path, seconds: float) -> str:
@@ -68,15 +80,23 @@ def main(argv=None) -> int:
     notebooks = args.notebooks or sorted((ROOT / "chapters").glob("*.ipynb"))
     if not notebooks:
         parser.error("no notebooks found")
-    total = 0.0
+    total, failed = 0.0, []
     for path in notebooks:
         print(f"executing {path.name} ...", flush=True)
-        seconds = execute(path.resolve(), args.timeout)
+        seconds, error = execute(path.resolve(), args.timeout)
         total += seconds
-        print("  " + provenance_line(path, seconds), flush=True)
+        if error:
+            failed.append(path.name)
+            print(f"  FAILED after {seconds:.1f} s: {error} (the error is saved in the notebook)",
+                  flush=True)
+        else:
+            print("  " + provenance_line(path, seconds), flush=True)
     print(f"all {len(notebooks)} notebooks executed in {total:.1f} s")
     if report.results_dir().resolve() == (ROOT / "results").resolve():
         claims_page.main([])  # the page shows the committed results only
+    if failed:
+        print(f"{len(failed)} of {len(notebooks)} notebooks failed: {', '.join(failed)}")
+        return 1
     return 0
 
 

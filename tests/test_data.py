@@ -21,12 +21,14 @@ def test_long_tailed_counts_match_cifar_lt():
 def test_long_tailed_counts_profiles_and_errors():
     assert data.long_tailed_counts(100, 4, 10, profile="step") == [100, 100, 10, 10]
     assert data.long_tailed_counts(100, 3, 1) == [100, 100, 100]
-    with pytest.raises(ValueError, match="ratio"):
+    with pytest.raises(ValueError, match=r"^ratio must be a finite Python number in \[1, inf\)"):
         data.long_tailed_counts(100, 10, 0.5)
-    with pytest.raises(ValueError, match="num_classes"):
+    with pytest.raises(ValueError, match=r"^num_classes must be a Python integer in \[2, inf\)"):
         data.long_tailed_counts(100, 1, 10)
-    with pytest.raises(ValueError, match="n_max"):
+    with pytest.raises(ValueError, match=r"^n_max must be a Python integer in \[1, inf\), got 0"):
         data.long_tailed_counts(0, 10, 10)
+    with pytest.raises(ValueError, match=r"^n_max must be a Python integer .*, got 100.0"):
+        data.long_tailed_counts(100.0, 10, 10)
     with pytest.raises(ValueError, match="profile"):
         data.long_tailed_counts(100, 10, 10, profile="linear")
 
@@ -49,7 +51,7 @@ def test_one_vs_rest_has_the_requested_positive_rate():
     assert yb.dtype == torch.float32 and set(yb.unique().tolist()) == {0.0, 1.0}
     assert int(yb.sum()) == round(0.02 / 0.98 * 900)
     assert len(yb) == 900 + int(yb.sum())
-    with pytest.raises(ValueError, match="positive_rate"):
+    with pytest.raises(ValueError, match=r"^positive_rate must be a finite Python number in \("):
         data.one_vs_rest(x, labels, 3, 1.5)
     with pytest.raises(ValueError, match="needs 900 positives"):
         data.one_vs_rest(x, labels, 3, 0.5)
@@ -71,8 +73,40 @@ def test_load_mnist1d_caches_and_leaves_global_rngs_alone(tmp_path):
     assert len(list(tmp_path.glob("*.npz"))) == 1
     again = data.load_mnist1d(num_samples=200, directory=tmp_path)  # from the cache
     assert torch.equal(split.x_train, again.x_train)
-    with pytest.raises(ValueError, match="num_samples"):
+    with pytest.raises(ValueError, match="num_samples must be a positive multiple of 10"):
         data.load_mnist1d(num_samples=105, directory=tmp_path)
+    with pytest.raises(ValueError, match=r"^train_split must be a finite Python number in \(0, 1"):
+        data.load_mnist1d(num_samples=200, train_split=1.0, directory=tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "garbage", "missing_array"])
+def test_load_mnist1d_regenerates_an_unreadable_cache(tmp_path, capsys, damage):
+    first = data.load_mnist1d(num_samples=100, directory=tmp_path)
+    capsys.readouterr()
+    (path,) = tmp_path.glob("*.npz")
+    intact = path.read_bytes()
+    if damage == "truncate":  # e.g. a full disk
+        path.write_bytes(intact[: len(intact) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "garbage":
+        path.write_bytes(b"not a zip file at all" * 10)
+    else:
+        np.savez(path, x=np.zeros((2, 40)))  # a readable file without y, x_test, y_test
+    again = data.load_mnist1d(num_samples=100, directory=tmp_path)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert str(path) in lines[0] and "unreadable" in lines[0] and "regenerating" in lines[0]
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(first, name), getattr(again, name))
+    # healed: the file is whole again, the next call reads it silently, no leftovers
+    with np.load(path) as healed:
+        assert healed["x"].shape == (80, 40) and healed["y_test"].shape == (20,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    data.load_mnist1d(num_samples=100, directory=tmp_path)
+    assert capsys.readouterr().err == ""
 
 
 def test_cache_dir_follows_environment(monkeypatch, tmp_path):
@@ -98,6 +132,10 @@ def test_gaussian_mixture_bayes_rules():
         data.GaussianMixture(means=[[1.0], [-1.0]], priors=[0.5, 0.6])
     with pytest.raises(ValueError, match=r"means must have shape \(C, d\)"):
         data.GaussianMixture(means=[1.0, -1.0], priors=[0.5, 0.5])
+    with pytest.raises(ValueError, match=r"^sigma must be a finite Python number in \(0, inf\)"):
+        data.GaussianMixture(means=[[1.0], [-1.0]], priors=[0.5, 0.5], sigma=0.0)
+    with pytest.raises(ValueError, match=r"^n must be a Python integer in \[1, inf\), got 0"):
+        mix.sample(0)
 
 
 def test_with_label_noise_replaces_the_requested_fraction():
@@ -107,7 +145,7 @@ def test_with_label_noise_replaces_the_requested_fraction():
     assert abs(changed - 0.3 * 0.9) < 0.01  # a replaced label keeps its class 1 time in 10
     assert torch.equal(data.with_label_noise(labels, 0.0, 10), labels)
     assert torch.equal(noisy, data.with_label_noise(labels, 0.3, 10, seed=1))
-    with pytest.raises(ValueError, match="rate"):
+    with pytest.raises(ValueError, match=r"^rate must be a finite Python number in \[0, 1\]"):
         data.with_label_noise(labels, 1.2, 10)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
         data.with_label_noise(labels, 0.1, 5)

@@ -1,5 +1,7 @@
 """Each loss of lib.losses against its closed form (from SymPy, via lambdify) in float64."""
 
+import threading
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -81,6 +83,38 @@ def test_smooth_accuracy_multiclass_matches_closed_form(absent_class):
     torch.testing.assert_close(grad, expected / len(logits))
 
 
+@pytest.mark.parametrize("shape", [(40,), (40, 3)], ids=["binary", "multiclass"])
+def test_smooth_accuracy_is_the_score_and_its_loss_is_minus_it(shape):
+    g = torch.Generator().manual_seed(11)
+    logits = 2 * torch.randn(shape, generator=g)
+    targets = ((torch.rand(40, generator=g) < 0.3).double() if len(shape) == 1
+               else torch.randint(0, 3, (40,), generator=g))
+    score = L.smooth_accuracy(logits, targets)
+    assert 0 <= score <= 1
+    torch.testing.assert_close(L.smooth_accuracy_loss(logits, targets), -score)
+    if len(shape) == 1:
+        q = torch.sigmoid(logits)
+        torch.testing.assert_close(score, (targets * q + (1 - targets) * (1 - q)).mean())
+
+
+@pytest.mark.parametrize("shape", [(40,), (40, 3)], ids=["binary", "multiclass"])
+def test_smooth_accuracy_loss_gradient_is_p_true_times_ce_gradient(shape):
+    # the docstring's claim, for either label: binary -p(1-p) vs -(1-p) (y = 1), p(1-p) vs p
+    # (y = 0); multi-class p_y (softmax - onehot)
+    g = torch.Generator().manual_seed(12)
+    logits = 2 * torch.randn(shape, generator=g)
+    if len(shape) == 1:
+        targets = (torch.rand(40, generator=g) < 0.5).double()
+        _, ce_grad = value_and_grad(F.binary_cross_entropy_with_logits, logits, targets)
+        p_true = torch.where(targets == 1, torch.sigmoid(logits), torch.sigmoid(-logits))
+    else:
+        targets = torch.randint(0, 3, (40,), generator=g)
+        _, ce_grad = value_and_grad(F.cross_entropy, logits, targets)
+        p_true = logits.softmax(1).gather(1, targets[:, None])
+    _, grad = value_and_grad(L.smooth_accuracy_loss, logits, targets)
+    torch.testing.assert_close(grad, p_true * ce_grad)
+
+
 # --- smooth F1 and the F1-weighted cross-entropy -------------------------------------------
 
 
@@ -112,6 +146,30 @@ def test_smooth_f1_is_soft_dice_in_unit_interval():
     torch.testing.assert_close(f1, dice)
     assert 0 <= f1 <= 1
     assert L.smooth_f1(torch.full((5,), 50.0), torch.ones(5)) == pytest.approx(1.0)
+
+
+def test_smooth_f1_loss_is_minus_the_score_with_the_dice_gradient():
+    logits, targets = binary_batch(n=50, seed=13)
+    value, grad = value_and_grad(L.smooth_f1_loss, logits, targets)
+    f1, f1_grad = value_and_grad(L.smooth_f1, logits, targets)
+    torch.testing.assert_close(value, -f1)
+    assert -1 <= value <= 0
+    _, dice_grad = value_and_grad(lambda z, t: 1 - L.smooth_f1(z, t), logits, targets)
+    torch.testing.assert_close(grad, dice_grad)
+    torch.testing.assert_close(grad, -f1_grad)
+
+
+def test_f1_weighted_bce_global_factor_is_2n_over_sum_of_y_plus_p():
+    # the docstring: the rule grad p -> grad log p (positives), -grad p -> grad log(1-p)
+    # (negatives) divides sample n's component of grad(-F1) by p_n or by 1 - p_n, and gives
+    # 2N / sum(y + p) times the gradient of the batch-mean loss
+    logits, targets = binary_batch(n=30, seed=14)
+    _, minus_f1_grad = value_and_grad(L.smooth_f1_loss, logits, targets)
+    q = torch.sigmoid(logits)
+    p_true = torch.where(targets == 1, q, 1 - q)
+    _, grad = value_and_grad(L.f1_weighted_bce, logits, targets)
+    factor = 2 * len(logits) / (targets + q).sum()
+    torch.testing.assert_close(minus_f1_grad / p_true, factor * grad)
 
 
 def test_f1_weighted_bce_matches_closed_form_with_f1_held_constant():
@@ -161,6 +219,18 @@ def test_logit_adjusted_ce_matches_closed_form(tau):
     torch.testing.assert_close(grad, expected_grad)
 
 
+def test_logit_adjusted_ce_imposes_pairwise_margins():
+    # L = log(1 + sum_{i != y} exp(s_i - s_y + tau log(pi_i / pi_y))), the docstring's form
+    g = torch.Generator().manual_seed(15)
+    logits, targets = torch.randn(12, 4, generator=g), torch.randint(0, 4, (12,), generator=g)
+    prior, tau = torch.tensor([0.6, 0.25, 0.1, 0.05]), 1.5
+    margins = tau * (prior.log()[None, :] - prior.log()[targets][:, None])  # (N, C)
+    terms = (logits - logits.gather(1, targets[:, None]) + margins).exp()
+    terms = terms.scatter(1, targets[:, None], 0.0)  # i != y
+    torch.testing.assert_close(L.logit_adjusted_cross_entropy(logits, targets, prior, tau),
+                               terms.sum(1).log1p().mean())
+
+
 def test_logit_adjusted_ce_with_tau_zero_is_cross_entropy():
     logits = torch.randn(10, 3)
     targets = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
@@ -179,8 +249,9 @@ BIG = 1e4
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(
     "loss",
-    [L.smooth_accuracy_loss, L.smooth_f1, L.f1_weighted_bce],
-    ids=["smooth_accuracy", "smooth_f1", "f1_weighted_bce"],
+    [L.smooth_accuracy_loss, L.smooth_accuracy, L.smooth_f1, L.smooth_f1_loss, L.f1_weighted_bce],
+    ids=["smooth_accuracy_loss", "smooth_accuracy", "smooth_f1", "smooth_f1_loss",
+         "f1_weighted_bce"],
 )
 def test_binary_losses_finite_at_huge_logits(loss, dtype):
     logits = torch.tensor([BIG, -BIG, BIG, -BIG], dtype=dtype)
@@ -199,9 +270,9 @@ def test_multiclass_losses_finite_at_huge_logits(dtype):
         assert torch.isfinite(value) and bool(torch.isfinite(grad).all())
 
 
-def test_losses_run_under_vmap_inside_value_checks_off():
+def test_losses_run_under_vmap_inside_skip_value_checks():
     logits, targets = torch.randn(3, 8), (torch.rand(3, 8) < 0.5).double()
-    with L.value_checks_off():
+    with L.skip_value_checks():
         batched = torch.func.vmap(L.f1_weighted_bce)(logits, targets)
     expected = torch.stack([L.f1_weighted_bce(a, b) for a, b in zip(logits, targets)])
     torch.testing.assert_close(batched, expected)
@@ -211,8 +282,10 @@ def test_losses_run_under_vmap_inside_value_checks_off():
 
 
 @pytest.mark.parametrize(
-    "loss", [L.smooth_accuracy_loss, L.smooth_f1, L.f1_weighted_bce],
-    ids=["smooth_accuracy", "smooth_f1", "f1_weighted_bce"],
+    "loss",
+    [L.smooth_accuracy_loss, L.smooth_accuracy, L.smooth_f1, L.smooth_f1_loss, L.f1_weighted_bce],
+    ids=["smooth_accuracy_loss", "smooth_accuracy", "smooth_f1", "smooth_f1_loss",
+         "f1_weighted_bce"],
 )
 def test_binary_losses_reject_bad_input(loss):
     with pytest.raises(ValueError, match="targets must be a tensor of the same shape"):
@@ -247,19 +320,162 @@ def test_logit_adjusted_ce_rejects_bad_prior_and_tau():
         L.logit_adjusted_cross_entropy(logits, targets, torch.tensor([0.0, 0.5, 0.5]))
     with pytest.raises(ValueError, match="prior must sum to 1"):
         L.logit_adjusted_cross_entropy(logits, targets, torch.tensor([0.5, 0.5, 0.5]))
-    with pytest.raises(ValueError, match="tau must be >= 0"):
+    with pytest.raises(ValueError,
+                       match=r"^tau must be a finite Python number in \[0, inf\), got -1.0$"):
         L.logit_adjusted_cross_entropy(logits, targets, good, tau=-1.0)
-    with pytest.raises(ValueError, match="tau must be a finite"):
+    with pytest.raises(ValueError, match=r"tau must be a finite Python number in \[0, inf\)"):
         L.logit_adjusted_cross_entropy(logits, targets, good, tau=float("nan"))
 
 
-def test_value_checks_off_skips_only_value_checks():
-    with L.value_checks_off():
-        L.smooth_f1(torch.zeros(3), torch.tensor([0.0, 1.0, 2.0]))  # no value check
+# --- check_number: one message for every scalar argument -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "kwargs", "message"),
+    [
+        (-1, {}, r"^tau must be a finite Python number in \[0, inf\), got -1$"),
+        (float("inf"), {}, r"^tau must be a finite Python number in \[0, inf\), got inf$"),
+        (float("nan"), {}, r"got nan$"),
+        (torch.tensor(1.0), {}, r"got tensor\(1\."),
+        (True, {}, r"got True$"),
+        ("1", {}, r"got '1'$"),
+        (1.5, {"low": 0.0, "high": 1.0}, r"^tau must be a finite Python number in \[0, 1\]"),
+        (0.0, {"low_open": True}, r"^tau must be a finite Python number in \(0, inf\)"),
+        (1.0, {"high": 1.0, "high_open": True}, r"in \[0, 1\), got 1.0$"),
+        (2.5, {"low": 1, "integer": True}, r"^tau must be a Python integer in \[1, inf\)"),
+    ],
+)
+def test_check_number_rejects_with_one_message_format(value, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        L.check_number(value, "tau", **kwargs)
+
+
+def test_check_number_accepts_python_numbers():
+    assert L.check_number(1, "tau") == 1.0 and isinstance(L.check_number(1, "tau"), float)
+    assert L.check_number(np.float64(0.5), "q", 0.0, 1.0) == 0.5  # a float subclass
+    assert L.check_number(0, "tau") == 0.0 and L.check_number(1.0, "q", 0.0, 1.0) == 1.0
+    assert L.check_number(3, "n", 1, integer=True) == 3
+
+
+# --- skip_value_checks: switched per thread and context, shape checks stay ------------------
+
+BAD_TARGETS = torch.tensor([0.0, 1.0, 2.0])
+
+
+def test_skip_value_checks_skips_only_value_checks():
+    with L.skip_value_checks():
+        L.smooth_f1(torch.zeros(3), BAD_TARGETS)  # no value check
         with pytest.raises(ValueError, match="same shape"):
             L.smooth_f1(torch.zeros(3), torch.zeros(4))  # shape checks stay
     with pytest.raises(ValueError, match="only 0 and 1"):
-        L.smooth_f1(torch.zeros(3), torch.tensor([0.0, 1.0, 2.0]))
+        L.smooth_f1(torch.zeros(3), BAD_TARGETS)
+
+
+def test_skip_value_checks_nests_and_restores_on_exception():
+    with pytest.raises(RuntimeError, match="inside"):
+        with L.skip_value_checks():
+            with L.skip_value_checks():
+                pass
+            L.smooth_f1(torch.zeros(3), BAD_TARGETS)  # still skipped after the inner exit
+            raise RuntimeError("inside")
+    with pytest.raises(ValueError, match="only 0 and 1"):
+        L.smooth_f1(torch.zeros(3), BAD_TARGETS)
+
+
+def checks_run() -> bool:
+    try:
+        L.smooth_f1(torch.zeros(3), BAD_TARGETS)
+    except ValueError:
+        return True
+    return False
+
+
+def test_skip_value_checks_in_one_thread_leaves_other_threads_checking():
+    # this thread skips; a thread started inside still checks
+    results = {}
+    with L.skip_value_checks():
+        worker = threading.Thread(target=lambda: results.update(worker=checks_run()))
+        worker.start()
+        worker.join(timeout=60)
+        results["main"] = checks_run()
+    assert results == {"worker": True, "main": False}
+
+    # another thread skips while this one checks, and it is restored there on exit
+    entered, release = threading.Event(), threading.Event()
+
+    def skipping_thread():
+        with L.skip_value_checks():
+            results["inside"] = checks_run()
+            entered.set()
+            release.wait(timeout=60)
+        results["after"] = checks_run()
+
+    worker = threading.Thread(target=skipping_thread)
+    worker.start()
+    try:
+        assert entered.wait(timeout=60)
+        assert checks_run()
+    finally:
+        release.set()
+        worker.join(timeout=60)
+    assert results["inside"] is False and results["after"] is True
+
+
+# --- devices: side arguments follow the logits -----------------------------------------------
+
+META_MULTICLASS = {
+    "smooth_accuracy_loss": lambda z, t, side: L.smooth_accuracy_loss(z, t),
+    "smooth_accuracy": lambda z, t, side: L.smooth_accuracy(z, t),
+    "generalized_cross_entropy": lambda z, t, side: L.generalized_cross_entropy(z, t, 0.5),
+    "logit_adjusted_cross_entropy":
+        lambda z, t, side: L.logit_adjusted_cross_entropy(z, t, side["prior"], 1.0),
+    "class_weighted_cross_entropy":
+        lambda z, t, side: L.class_weighted_cross_entropy(z, t, side["weights"]),
+    "focal_loss": lambda z, t, side: L.focal_loss(z, t, 2.0, alpha=side["weights"]),
+    "ldam_loss": lambda z, t, side: L.ldam_loss(z, t, side["counts"], 0.5),
+}
+META_BINARY = {
+    "smooth_accuracy_loss": L.smooth_accuracy_loss,
+    "smooth_accuracy": L.smooth_accuracy,
+    "smooth_f1": L.smooth_f1,
+    "smooth_f1_loss": L.smooth_f1_loss,
+    "f1_weighted_bce": L.f1_weighted_bce,
+    "generalized_cross_entropy": lambda z, t: L.generalized_cross_entropy(z, t, 0.5),
+    "class_weighted_bce": lambda z, t: L.class_weighted_bce(z, t, 4.0, 0.5),
+    "focal_loss": lambda z, t: L.focal_loss(z, t, 2.0, alpha=0.25),
+}
+
+
+def test_device_tests_cover_every_loss_and_score():
+    not_losses = {"class_balanced_weights", "skip_value_checks"}
+    losses = {n for n in L.__all__ if not n.startswith("check_") and n not in not_losses}
+    assert set(META_MULTICLASS) | set(META_BINARY) == losses
+
+
+@pytest.mark.parametrize("name", sorted(META_MULTICLASS))
+def test_multiclass_losses_take_cpu_side_arguments_to_the_logits_device(name):
+    # meta tensors have no data: a loss that mixed devices, or read values back, would fail
+    logits = torch.empty(8, 4, device="meta", dtype=torch.float32, requires_grad=True)
+    targets = torch.empty(8, device="meta", dtype=torch.int64)
+    side = {"prior": torch.tensor([0.4, 0.3, 0.2, 0.1], dtype=torch.float64),
+            "weights": torch.tensor([0.5, 1.0, 2.0, 4.0], dtype=torch.float64),
+            "counts": torch.tensor([400, 300, 20, 10])}
+    with L.skip_value_checks():
+        value = META_MULTICLASS[name](logits, targets, side)
+    assert value.device.type == "meta" and value.shape == () and value.dtype == torch.float32
+    (grad,) = torch.autograd.grad(value, logits)
+    assert grad.device.type == "meta" and grad.shape == logits.shape
+
+
+@pytest.mark.parametrize("name", sorted(META_BINARY))
+def test_binary_losses_run_on_the_logits_device(name):
+    logits = torch.empty(8, device="meta", dtype=torch.float32, requires_grad=True)
+    targets = torch.empty(8, device="meta", dtype=torch.float32)
+    with L.skip_value_checks():
+        value = META_BINARY[name](logits, targets)
+    assert value.device.type == "meta" and value.shape == () and value.dtype == torch.float32
+    (grad,) = torch.autograd.grad(value, logits)
+    assert grad.device.type == "meta" and grad.shape == logits.shape
 
 
 # --- generalized cross-entropy (chapter 1's bridge between CE and -ACC) ---------------------
@@ -287,5 +503,5 @@ def test_generalized_ce_ends_are_ce_and_smooth_accuracy():
     value, grad = value_and_grad(L.generalized_cross_entropy, torch.tensor([BIG, -BIG]),
                                  torch.tensor([0.0, 1.0]), 0.5)
     assert torch.isfinite(value) and bool(torch.isfinite(grad).all())
-    with pytest.raises(ValueError, match=r"q must be a Python number in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^q must be a finite Python number in \[0, 1\], got 1.5"):
         L.generalized_cross_entropy(logits, targets, 1.5)

@@ -1,11 +1,17 @@
-"""The batched multi-seed trainer of lib.train against the plain per-model loop."""
+"""The batched multi-seed trainer of lib.train against the plain per-model loop, and its devices."""
+
+import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from fake_device import DeviceMixError, fake_accelerator
 
 from lib import losses as L
 from lib import train
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def toy_multiclass(n=120, d=6, classes=3, seed=0):
@@ -33,12 +39,13 @@ def assert_same_weights(ensemble, loss_name, seed, model, atol):
 def test_batched_trainer_matches_plain_loop(optimizer):
     x, y = toy_multiclass()
     losses = {"ce": F.cross_entropy, "acc": L.smooth_accuracy_loss}
-    kwargs = dict(epochs=4, batch_size=32, lr=0.01, optimizer=optimizer, weight_decay=1e-4)
-    ensemble = train.train_batched(make_model, losses, x, y, [0, 7, 42], progress=False, **kwargs)
+    recipe = train.Recipe(epochs=4, batch_size=32, lr=0.01, optimizer=optimizer,
+                          weight_decay=1e-4)
+    ensemble = train.train_batched(make_model, losses, x, y, [0, 7, 42], recipe, progress=False)
     assert ensemble.shape == (2, 3) and ensemble.history["loss"].shape == (4, 2, 3)
     for name, loss in losses.items():
         for seed in (0, 42):
-            model = train.train_one(make_model, loss, x, y, seed, **kwargs)
+            model = train.train_one(make_model, loss, x, y, seed, recipe)
             assert_same_weights(ensemble, name, seed, model, atol=1e-5)
     # and the logits of the stacked models are those of the plain model
     torch.testing.assert_close(ensemble.logits(x)[1, 2], model(x).detach(), atol=1e-5, rtol=0)
@@ -48,22 +55,45 @@ def test_batched_trainer_matches_plain_loop_on_binary_losses():
     x, y = toy_multiclass(seed=1)
     y = (y == 0).float()
     losses = {"f1w": L.f1_weighted_bce, "dice": lambda z, t: 1 - L.smooth_f1(z, t)}
-    kwargs = dict(epochs=3, batch_size=25, lr=0.01)
-    ensemble = train.train_batched(make_binary_model, losses, x, y, [3, 4], progress=False,
-                                   **kwargs)
+    recipe = train.Recipe(epochs=3, batch_size=25, lr=0.01)
+    ensemble = train.train_batched(make_binary_model, losses, x, y, [3, 4], recipe,
+                                   progress=False)
     assert ensemble.logits(x).shape == (2, 2, len(x))
     for name, loss in losses.items():
-        model = train.train_one(make_binary_model, loss, x, y, 4, **kwargs)
+        model = train.train_one(make_binary_model, loss, x, y, 4, recipe)
         assert_same_weights(ensemble, name, 4, model, atol=1e-5)
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_each_seed_trains_on_its_own_data(binary):
+    # seed s's models, for every loss, equal train_one on seed s's own training set
+    sets = [toy_multiclass(n=90, seed=10 + s) for s in range(3)]
+    x = torch.stack([xs for xs, _ in sets])
+    y = torch.stack([ys for _, ys in sets])
+    if binary:
+        y, build = (y == 0).float(), make_binary_model
+        losses = {"bce": F.binary_cross_entropy_with_logits, "f1w": L.f1_weighted_bce}
+    else:
+        build, losses = make_model, {"ce": F.cross_entropy, "acc": L.smooth_accuracy_loss}
+    recipe = train.Recipe(epochs=3, batch_size=20, lr=0.01)
+    seeds = [5, 6, 7]
+    ensemble = train.train_batched(build, losses, x, y, seeds, recipe, progress=False)
+    for name, loss in losses.items():
+        for s, seed in enumerate(seeds):
+            model = train.train_one(build, loss, x[s], y[s], seed, recipe)
+            assert_same_weights(ensemble, name, seed, model, atol=1e-5)
+    # per-seed inputs: seed s's models see x[s]; shared inputs: every model sees the same x
+    per_seed = ensemble.logits(x)
+    torch.testing.assert_close(per_seed[1, 2], model(x[2]).detach(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(ensemble.logits(x[0])[1, 2], model(x[0]).detach(), atol=1e-5,
+                               rtol=0)
 
 
 def test_same_seed_gives_identical_models_on_cpu():
     x, y = toy_multiclass()
-    runs = [
-        train.train_batched(make_model, {"ce": F.cross_entropy}, x, y, [5, 6], epochs=3,
-                            batch_size=16, lr=0.01, device="cpu", progress=False)
-        for _ in range(2)
-    ]
+    recipe = train.Recipe(epochs=3, batch_size=16, lr=0.01)
+    runs = [train.train_batched(make_model, {"ce": F.cross_entropy}, x, y, [5, 6], recipe,
+                                device="cpu", progress=False) for _ in range(2)]
     for name in runs[0].params:
         assert torch.equal(runs[0].params[name], runs[1].params[name])
     # different seeds give different models
@@ -73,32 +103,58 @@ def test_same_seed_gives_identical_models_on_cpu():
 def test_callback_sees_every_epoch():
     x, y = toy_multiclass()
     seen = []
-    train.train_batched(make_model, {"ce": F.cross_entropy}, x, y, [0], epochs=3, batch_size=64,
-                        lr=0.01, progress=False,
+    train.train_batched(make_model, {"ce": F.cross_entropy}, x, y, [0],
+                        train.Recipe(epochs=3, batch_size=64, lr=0.01), progress=False,
                         callback=lambda epoch, ens: seen.append((epoch, ens.logits(x).shape)))
     assert seen == [(e, torch.Size([1, 1, len(x), 3])) for e in (1, 2, 3)]
 
 
 def test_trainer_rejects_bad_arguments():
     x, y = toy_multiclass()
-    common = dict(epochs=1, batch_size=8, lr=0.01, progress=False)
+    recipe = train.Recipe(epochs=1, batch_size=8, lr=0.01)
+    ce = {"ce": F.cross_entropy}
+
+    def batched(*args, **kwargs):
+        return train.train_batched(*args, progress=False, **kwargs)
+
     with pytest.raises(ValueError, match="y must lie in"):
-        train.train_batched(make_model, {"ce": F.cross_entropy}, x, y + 5, [0], **common)
+        batched(make_model, ce, x, y + 5, [0], recipe)
     with pytest.raises(ValueError, match="y must contain only 0 and 1"):
-        train.train_batched(make_binary_model, {"f1": L.f1_weighted_bce}, x, y.float(), [0],
-                            **common)
+        batched(make_binary_model, {"f1": L.f1_weighted_bce}, x, y.float(), [0], recipe)
     with pytest.raises(ValueError, match="seeds must be"):
-        train.train_batched(make_model, {"ce": F.cross_entropy}, x, y, [1, 1], **common)
+        batched(make_model, ce, x, y, [1, 1], recipe)
     with pytest.raises(ValueError, match="losses must map"):
-        train.train_batched(make_model, {}, x, y, [0], **common)
-    with pytest.raises(ValueError, match="optimizer must be"):
-        train.train_batched(make_model, {"ce": F.cross_entropy}, x, y, [0], optimizer="lbfgs",
-                            **common)
-    with pytest.raises(ValueError, match="epochs must be"):
-        train.train_one(make_model, F.cross_entropy, x, y, 0, epochs=0, batch_size=8, lr=0.1)
-    with pytest.raises(ValueError, match="same positive number of samples"):
-        train.train_one(make_model, F.cross_entropy, x, y[:-1], 0, epochs=1, batch_size=8,
-                        lr=0.1)
+        batched(make_model, {}, x, y, [0], recipe)
+    with pytest.raises(ValueError, match="recipe must be a lib.train.Recipe"):
+        batched(make_model, ce, x, y, [0], {"epochs": 1})
+    with pytest.raises(ValueError, match=r"x must have shape \(N, ...\)"):
+        batched(make_model, ce, x[:-1], y, [0], recipe)
+    with pytest.raises(ValueError, match=r"per-seed training sets need y of shape \(S, N\)"):
+        batched(make_model, ce, x.expand(3, -1, -1), y.expand(3, -1), [0, 1], recipe)
+    with pytest.raises(ValueError, match=r"y must have shape \(N,\)"):
+        batched(make_model, ce, x, y[None, None], [0], recipe)
+    with pytest.raises(ValueError, match="train_one takes one training set"):
+        train.train_one(make_model, F.cross_entropy, x[None], y[None], 0, recipe)
+    ensemble = batched(make_model, ce, x, y, [0, 1], recipe)
+    with pytest.raises(ValueError, match=r"x must have shape \(N, 6\) or \(2, N, 6\)"):
+        ensemble.logits(x[:, :5])
+    with pytest.raises(ValueError, match="no model for loss 'acc'"):
+        ensemble.state_dict_of("acc", 0)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("epochs", 0, r"epochs must be a Python integer in \[1, inf\), got 0"),
+    ("batch_size", 2.5, r"batch_size must be a Python integer in \[1, inf\), got 2.5"),
+    ("lr", 0.0, r"lr must be a finite Python number in \(0, inf\), got 0.0"),
+    ("optimizer", "lbfgs", "optimizer must be 'adam' or 'sgd'"),
+    ("momentum", 1.0, r"momentum must be a finite Python number in \[0, 1\), got 1.0"),
+    ("weight_decay", -1e-4, r"weight_decay must be a finite Python number in \[0, inf\)"),
+    ("fused", "yes", "fused must be None, True or False"),
+])
+def test_recipe_rejects_bad_settings(field, value, message):
+    settings = dict(epochs=1, batch_size=8, lr=0.01) | {field: value}
+    with pytest.raises(ValueError, match=message):
+        train.Recipe(**settings)
 
 
 def test_book_scale(monkeypatch):
@@ -106,8 +162,6 @@ def test_book_scale(monkeypatch):
     assert train.book_scale() == "full" and train.by_scale(1, 2) == 2
     monkeypatch.setenv("BOOK_SCALE", "Quick")
     assert train.book_scale() == "quick" and train.by_scale(1, 2) == 1
-    monkeypatch.delenv("BOOK_SCALE")
-    assert train.book_scale() == ("full" if torch.cuda.is_available() else "quick")
     monkeypatch.setenv("BOOK_SCALE", "huge")
     with pytest.raises(ValueError, match="BOOK_SCALE must be one of"):
         train.book_scale()
@@ -122,26 +176,92 @@ def test_mlp_output_shapes():
 
 def test_fused_optimizer_matches_the_fused_plain_loop():
     x, y = toy_multiclass()
-    kwargs = dict(epochs=3, batch_size=32, lr=0.01)
-    ensemble = train.train_batched(make_model, {"ce": F.cross_entropy}, x, y, [2, 3],
-                                   fused=True, progress=False, **kwargs)
-    model = train.train_one(make_model, F.cross_entropy, x, y, 3, fused=True, **kwargs)
+    recipe = train.Recipe(epochs=3, batch_size=32, lr=0.01, fused=True)
+    ensemble = train.train_batched(make_model, {"ce": F.cross_entropy}, x, y, [2, 3], recipe,
+                                   progress=False)
+    model = train.train_one(make_model, F.cross_entropy, x, y, 3, recipe)
     assert_same_weights(ensemble, "ce", 3, model, atol=1e-5)
 
 
-def test_benchmark_script_runs_and_checks_equivalence(tmp_path, monkeypatch, capsys):
-    import importlib.util
-    from pathlib import Path
+# --- devices -----------------------------------------------------------------------------------
+# tests/fake_device.py lets PyTorch's meta device play a GPU: any operation mixing two devices
+# fails, and device-to-CPU transfers are simulated. The trainer must train there from CPU data
+# and hand back CPU tensors, as it must on CUDA.
 
+MULTICLASS_LOSSES = {
+    "cross-entropy": F.cross_entropy,
+    "-ACC": L.smooth_accuracy_loss,
+    "GCE": lambda z, t: L.generalized_cross_entropy(z, t, 0.7),
+    "LA": lambda z, t: L.logit_adjusted_cross_entropy(z, t, torch.tensor([0.5, 0.3, 0.2])),
+    "weighted": lambda z, t: L.class_weighted_cross_entropy(z, t, torch.tensor([1.0, 2.0, 3.0])),
+    "focal": lambda z, t: L.focal_loss(z, t, 2.0, alpha=torch.tensor([1.0, 2.0, 3.0])),
+    "LDAM": lambda z, t: L.ldam_loss(z, t, [50, 30, 20]),
+}
+BINARY_LOSSES = {
+    "BCE": F.binary_cross_entropy_with_logits,
+    "-ACC": L.smooth_accuracy_loss,
+    "F1-weighted": L.f1_weighted_bce,
+    "Dice": lambda z, t: 1 - L.smooth_f1(z, t),
+    "class weights": lambda z, t: L.class_weighted_bce(z, t, 3.0),
+    "focal": lambda z, t: L.focal_loss(z, t, 2.0, alpha=0.25),
+}
+
+
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("per_seed", [False, True])
+def test_trainer_never_mixes_devices(binary, per_seed):
+    x, y = toy_multiclass(n=40)
+    build, losses = (make_binary_model, BINARY_LOSSES) if binary else (make_model,
+                                                                      MULTICLASS_LOSSES)
+    if binary:
+        y = (y == 0).float()
+    seeds = [0, 1]
+    if per_seed:
+        x, y = x.expand(2, -1, -1), y.expand(2, -1)
+    seen = []
+
+    def callback(epoch, ensemble):  # what the chapters do: CPU logits against CPU labels
+        logits = ensemble.logits(x)
+        assert logits.device.type == "cpu"
+        predicted = (logits > 0).float() if binary else logits.argmax(-1)
+        seen.append((predicted == y).double().mean(-1).numpy().shape)
+
+    recipe = train.Recipe(epochs=2, batch_size=16, lr=0.01)
+    with fake_accelerator():
+        ensemble = train.train_batched(build, losses, x, y, seeds, recipe, device="meta",
+                                       callback=callback, progress=False)
+        assert ensemble.device.type == "meta"
+        assert ensemble.history["loss"].device.type == "cpu"
+        assert all(t.device.type == "cpu" for t in ensemble.state_dict_of("-ACC", 1).values())
+        model = train.train_one(build, next(iter(losses.values())), x[0] if per_seed else x,
+                                y[0] if per_seed else y, 0, recipe, device="meta")
+    assert seen == [(len(losses), 2)] * 2
+    assert next(model.parameters()).device.type == "meta"
+
+
+def test_the_device_check_catches_the_bugs_it_exists_for():
+    x, y = toy_multiclass(n=40)
+    with fake_accelerator():
+        with pytest.raises(DeviceMixError, match="linear mixes tensors"):
+            make_model()(x.to("meta"))  # a CPU model on device data
+        with pytest.raises(DeviceMixError, match="gather mixes tensors"):
+            torch.zeros(40, 3, device="meta").gather(1, y[:, None])  # device logits, CPU labels
+        with pytest.raises(TypeError, match="meta"):
+            torch.zeros(40, device="meta").numpy()  # .numpy() on a device tensor
+
+
+def test_benchmark_script_runs_and_checks_equivalence(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("BOOK_DATA_DIR", str(tmp_path))
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "trainer.py"
+    path = ROOT / "benchmarks" / "trainer.py"
     spec = importlib.util.spec_from_file_location("trainer_benchmark", path)
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
     code = benchmark.main(["--device", "cpu", "--models", "3", "--plain-models", "1",
                            "--samples", "1000", "--n-max", "60", "--ratio", "10",
-                           "--epochs", "1", "--batch-size", "32"])
+                           "--epochs", "2", "--batch-size", "32", "--repeats", "1",
+                           "--peak-size", "256"])
     out = capsys.readouterr().out
     assert code == 0, out
-    for row in ("plain", "batched", "batched+fused", "largest parameter difference"):
+    for row in ("matrix-multiply peak", "plain", "batched", "batched+fused",
+                "same kernels", "fused vs foreach"):
         assert row in out
