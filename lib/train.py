@@ -393,6 +393,20 @@ class Ensemble:
                 chunks.append(out.cpu())
         return torch.cat(chunks, dim=1).unflatten(0, self.shape)
 
+    def parameter(self, name: str) -> Tensor:
+        """One parameter of every model, on the CPU.
+
+        Args:
+            name (str): a parameter name of the model, e.g. ``"weight"`` or ``"0.bias"``.
+
+        Returns:
+            Tensor: shape ``(L, S, ...)``; entry ``[k, s]`` belongs to loss ``k``, seed ``s``.
+        """
+        if name not in self.params:
+            raise ValueError(f"name must be one of the model's parameters {list(self.params)}, "
+                             f"got {name!r}")
+        return self.params[name].detach().cpu().unflatten(0, self.shape)
+
     def state_dict_of(self, loss_name: str, seed: int) -> dict[str, Tensor]:
         """The parameters and buffers of one model, on the CPU.
 

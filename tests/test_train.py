@@ -265,3 +265,15 @@ def test_benchmark_script_runs_and_checks_equivalence(tmp_path, monkeypatch, cap
     for row in ("matrix-multiply peak", "plain", "batched", "batched+fused",
                 "same kernels", "fused vs foreach"):
         assert row in out
+
+
+def test_parameter_gives_every_model_on_the_cpu():
+    x, y = toy_multiclass()
+    losses = {"ce": F.cross_entropy, "acc": L.smooth_accuracy_loss}
+    ensemble = train.train_batched(make_model, losses, x, y, [0, 1, 2],
+                                   train.Recipe(epochs=1, batch_size=32, lr=0.01), progress=False)
+    weight = ensemble.parameter("0.weight")
+    assert weight.shape == (2, 3, 16, 6) and weight.device.type == "cpu"
+    torch.testing.assert_close(weight[1, 2], ensemble.state_dict_of("acc", 2)["0.weight"])
+    with pytest.raises(ValueError, match="name must be one of the model's parameters"):
+        ensemble.parameter("weight")
