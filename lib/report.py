@@ -28,7 +28,15 @@ __all__ = [
     "device_name",
     "provenance",
     "results_dir",
-    "notebook_code_hash",
+    "paired_interval",
+    "verdict",
+    "claim",
+    "claimed",
+    "interval_text",
+    "claims_markdown",
+    "glue",
+    "results_fingerprint",
+    "environment",
     "save_results",
 ]
 
@@ -169,83 +177,299 @@ def results_dir() -> Path:
     return Path(os.environ.get("BOOK_RESULTS_DIR") or ROOT / "results")
 
 
-def notebook_code_hash(notebook: Path) -> str:
-    """SHA-256 of the code cells' sources of a notebook: what its results depend on.
+DIRECTIONS = ("greater", "less", "equivalent")
+VERDICTS = ("held", "not held", "inconclusive")
 
-    Prose (Markdown cells) and outputs do not enter the hash; :func:`save_results` records it
-    and a test compares it with the notebook's current code.
+
+def paired_interval(values, confidence: float = 0.95) -> tuple[float, float, float, int]:
+    """Mean and two-sided t confidence interval of per-seed (paired) values (every chapter).
+
+    Args:
+        values (array-like or Tensor): one number per seed, e.g. the per-seed difference between
+            two methods trained from the same seed on the same data draw.
+        confidence (float): the interval's coverage, in (0, 1). Default: 0.95.
+
+    Returns:
+        tuple: ``(mean, low, high, n)``. The interval is ``mean ± t * s / sqrt(n)`` with ``s``
+        the sample standard deviation and ``t`` the quantile of Student's t with ``n - 1``
+        degrees of freedom (``scipy.stats.t``). With one value the spread is unknown and the
+        interval is ``(-inf, inf)``; with zero spread it is the point ``[mean, mean]``.
+
+    Raises:
+        ValueError: if ``values`` is empty or not finite, or ``confidence`` is out of range.
+    """
+    from scipy import stats
+
+    check_number(confidence, "confidence", 0, 1, low_open=True, high_open=True)
+    values = _float_array(values).ravel()
+    if values.size == 0 or not np.isfinite(values).all():
+        raise ValueError(f"values must hold at least one finite number, got {values.tolist()}")
+    n, mean = values.size, float(values.mean())
+    if n == 1:
+        return mean, -np.inf, np.inf, 1
+    if np.ptp(values) == 0:  # every seed gave the same value
+        return float(values[0]), float(values[0]), float(values[0]), n
+    sem = float(values.std(ddof=1)) / np.sqrt(n)
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=n - 1)) * sem
+    return mean, mean - half, mean + half, n
+
+
+def verdict(low: float, high: float, direction: str, threshold: float = 0.0,
+            delta: float | None = None) -> str:
+    """Whether a claim held, from the confidence interval of its measure (every chapter).
+
+    Args:
+        low (float), high (float): the interval, e.g. from :func:`paired_interval`.
+        direction (str): what the claim says of the measure, declared before it runs:
+            ``"greater"`` (above ``threshold``), ``"less"`` (below ``threshold``) or
+            ``"equivalent"`` (within ``threshold ± delta``).
+        threshold (float): the reference value. Default: 0 (no difference).
+        delta (float, optional): the equivalence margin, positive; only for ``"equivalent"``.
+
+    Returns:
+        str: ``"held"`` when the interval lies entirely on the claimed side (strictly above or
+        below the threshold, or strictly inside ``threshold ± delta``); ``"not held"`` when it
+        lies entirely on the other side (at or below / at or above the threshold, or entirely
+        outside the margin); ``"inconclusive"`` otherwise, e.g. an interval that contains the
+        threshold.
+
+    Raises:
+        ValueError: for an unknown direction, or a missing or superfluous ``delta``.
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    if (direction == "equivalent") != (delta is not None):
+        raise ValueError(f"delta must be given for direction 'equivalent' and only then, got "
+                         f"direction {direction!r} and delta {delta!r}")
+    if low > high:
+        raise ValueError(f"low must not exceed high, got [{low}, {high}]")
+    if direction == "greater":
+        return "held" if low > threshold else "not held" if high <= threshold else "inconclusive"
+    if direction == "less":
+        return "held" if high < threshold else "not held" if low >= threshold else "inconclusive"
+    delta = check_number(delta, "delta", 0, low_open=True)
+    if threshold - delta < low and high < threshold + delta:
+        return "held"
+    if low >= threshold + delta or high <= threshold - delta:
+        return "not held"
+    return "inconclusive"
+
+
+def claim(id: str, text: str, *, source: str, measure: str, values, direction: str,  # noqa: A002
+          threshold: float = 0.0, delta: float | None = None, exact: bool = False,
+          detail: str = "") -> dict:
+    """One claim a chapter tests, with its verdict (every chapter; saved by :func:`save_results`).
+
+    Args:
+        id (str): e.g. ``"3.1"``.
+        text (str): the claim, one sentence.
+        source (str): ``"article"`` (the article's claim) or ``"beyond"`` (the book's own).
+        measure (str): what ``values`` measure, e.g. "balanced accuracy, LA minus CE (paired)".
+        values (array-like): one number per seed (paired differences where two methods are
+            compared), or, with ``exact=True``, the one value of a deterministic computation.
+        direction (str), threshold (float), delta (float, optional): the claim, declared before
+            it runs, as in :func:`verdict`.
+        exact (bool): the measure has no sampling noise (a float64 identity, a closed form), so
+            its interval is the value itself. Default: False.
+        detail (str): the numbers behind it, for the reader.
+
+    Returns:
+        dict: the fields above plus ``n``, ``mean``, ``std``, ``low``, ``high`` (the 95%
+        interval of :func:`paired_interval`) and ``verdict``.
+
+    Raises:
+        ValueError: for a bad ``source``, ``direction`` or ``delta``, or empty values.
+    """
+    if source not in ("article", "beyond"):
+        raise ValueError(f"source must be 'article' or 'beyond', got {source!r}")
+    values = _float_array(values).ravel()
+    if exact:
+        if values.size != 1:
+            raise ValueError(f"an exact claim has one value, got {values.size}")
+        mean = low = high = float(values[0])
+        n = 1
+    else:
+        mean, low, high, n = paired_interval(values)
+    std = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    return {"id": str(id), "claim": text, "source": source, "measure": measure,
+            "direction": direction, "threshold": float(threshold),
+            "delta": None if delta is None else float(delta), "exact": bool(exact),
+            "values": [float(v) for v in values], "n": n, "mean": mean, "std": std,
+            "low": float(low), "high": float(high),
+            "verdict": verdict(low, high, direction, threshold, delta), "detail": detail}
+
+
+def claimed(c: dict) -> str:
+    """The claim's declared direction as text, e.g. ``"> 0"`` or ``"within 0 ± 0.005"``."""
+    if c["direction"] == "equivalent":
+        return f"within {_short(c['threshold'])} ± {_short(c['delta'])}"
+    return f"{'>' if c['direction'] == 'greater' else '<'} {_short(c['threshold'])}"
+
+
+def _short(x: float) -> str:
+    if x == 0:
+        return "0"
+    return f"{x:.0e}" if abs(x) < 1e-3 else f"{x:g}"
+
+
+def _number(x: float) -> str:
+    if not np.isfinite(x):
+        return "∞" if x > 0 else "-∞"
+    return f"{x:.1e}" if x != 0 and abs(x) < 1e-3 else f"{x:+.3f}"
+
+
+def interval_text(c: dict) -> str:
+    """The claim's 95% interval as text, ``"[low, high]"`` (or ``"exact"``)."""
+    return "exact" if c["exact"] else f"[{_number(c['low'])}, {_number(c['high'])}]"
+
+
+def claims_markdown(record: dict):
+    """The claims of a saved record as a Markdown table (``IPython.display.Markdown``).
+
+    Each chapter displays it right after :func:`save_results`, and a test checks that the
+    committed notebook shows exactly the table of its committed ``results/<chapter>.json``.
+    """
+    rows = [[c["id"], c["claim"], claimed(c), c["n"], _number(c["mean"]), interval_text(c),
+             c["verdict"] if c["verdict"] == "held" else f"**{c['verdict']}**"]
+            for c in record["claims"]]
+    return markdown_table(["id", "claim", "claimed", "n", "mean", "95% interval", "verdict"],
+                          [[str(cell).replace("|", "\\|") for cell in row] for row in rows])
+
+
+def glue(name: str, value) -> None:
+    """Record ``value`` under ``name`` for the chapter's prose (every chapter).
+
+    The same output as myst-nb's ``glue(name, value, display=False)``, without importing
+    myst-nb (which pulls in Sphinx), so that a chapter runs where only the numerical stack is
+    installed. The prose quotes a number with ``{glue:text}`name:.3f``` and a string with
+    ``{glue:md}`name```, so what the text states is always what the run produced.
+
+    Args:
+        name (str): a name unique in the book.
+        value: a number, or a string (glued as Markdown).
+    """
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display
+
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+    if isinstance(value, str):  # quoted with {glue:md}`name`, e.g. a verdict
+        from IPython.display import Markdown
+
+        value = Markdown(value)
+    bundle, metadata = format_display_data(value)
+    prefix = "application/papermill.record/"
+    metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
+    display({prefix + key: v for key, v in bundle.items()}, raw=True, metadata=metadata)
+
+
+LIB = Path(__file__).resolve().parent
+
+
+def results_fingerprint(notebook: Path, scale: str, lib_dir: Path = LIB) -> str:
+    """SHA-256 of everything a chapter's saved results depend on (every chapter).
+
+    It covers the notebook's code cells with their tags (prose and outputs do not count), the
+    source of every module in ``lib/``, and the scale. :func:`save_results` records it, and a
+    test fails when the notebook's code or tags, the library or the scale changed since the
+    chapter last ran.
 
     Args:
         notebook (pathlib.Path or str): path of an ``.ipynb`` file.
+        scale (str): the scale the results were produced at.
+        lib_dir (pathlib.Path): the library folder. Default: this ``lib/``.
 
     Returns:
         str: 64 hexadecimal digits.
     """
+    digest = hashlib.sha256()
     cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
-    code = [
-        "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
-        for c in cells
-        if c["cell_type"] == "code"
-    ]
-    return hashlib.sha256("\n\0\n".join(code).encode()).hexdigest()
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        tags = sorted(cell.get("metadata", {}).get("tags", []))
+        digest.update(json.dumps([source, tags]).encode())
+    for module in sorted(Path(lib_dir).glob("*.py")):
+        digest.update(module.name.encode() + b"\0" + module.read_bytes())
+    digest.update(b"scale\0" + scale.encode())
+    return digest.hexdigest()
 
 
-_CLAIM_FIELDS = {"id", "claim", "source", "measure", "effect", "spread", "held", "detail"}
+def environment() -> dict:
+    """Library versions, Python, and the CPU with its vector instruction set (every chapter)."""
+    import importlib.metadata
+
+    import sympy
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__,
+                "sympy": sympy.__version__, "numpy": np.__version__}
+    for package in ("scikit-learn", "scipy", "mnist1d"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"versions": versions, "cpu": cpu,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def save_results(chapter: str, claims: list[dict], *, scale: str, seeds, seconds: float,
-                 device=None) -> Path:
+                 device=None) -> dict:
     """Save the claims a chapter tested to ``results_dir()/<chapter>.json`` (every chapter).
 
-    The file also records the scale, device, number of seeds, wall time, library versions and
-    the hash of the notebook's code (:func:`notebook_code_hash`), by which a test detects
-    results that are older than the code; the reproducibility page is generated from it.
+    Call it before asserting anything, so that a claim that did not hold is saved and reported
+    rather than lost. The file also records the scale, device, number of seeds, wall time,
+    library versions, CPU, and the :func:`results_fingerprint`, by which a test detects
+    results older than the notebook's code, the library or the scale. The reproducibility page
+    is generated from these files.
 
     Args:
         chapter (str): the notebook's name without ``.ipynb``; it must exist in ``chapters/``.
-        claims (list[dict]): each with exactly the fields ``id``, ``claim`` (one sentence),
-            ``source`` (``"article"`` or ``"beyond"``), ``measure`` (what ``effect`` measures),
-            ``effect`` and ``spread`` (mean and ``ddof=1`` standard deviation over seeds, as
-            :func:`mean_and_std`), ``held`` (bool) and ``detail`` (the numbers behind it).
+        claims (list[dict]): each made by :func:`claim`.
         scale (str): the scale preset, ``"quick"`` or ``"full"``.
-        seeds (sequence): the seeds trained; only their number is saved.
-        seconds (float): the chapter's wall time.
+        seeds (sequence): the seeds trained; their number is saved.
+        seconds (float): the chapter's training wall time.
         device (torch.device, str or None): as :func:`device_name`. Default: ``None``.
 
     Returns:
-        pathlib.Path: the file written.
+        dict: the record written (show it with :func:`claims_markdown`); its ``"path"`` is the
+        file.
 
     Raises:
-        ValueError: on an unknown chapter, a claim with missing or extra fields, or a bad
-            ``source``.
+        ValueError: on an unknown chapter, a scale other than ``quick``/``full``, a claim not
+            made by :func:`claim`, or repeated claim ids.
     """
     notebook = ROOT / "chapters" / f"{chapter}.ipynb"
     if not notebook.exists():
         raise ValueError(f"chapter must name a notebook in chapters/, got {chapter!r}")
-    for claim in claims:
-        if set(claim) != _CLAIM_FIELDS:
-            raise ValueError(f"each claim needs exactly the fields {sorted(_CLAIM_FIELDS)}, "
-                             f"got {sorted(claim)}")
-        if claim["source"] not in ("article", "beyond"):
-            raise ValueError(f"claim source must be 'article' or 'beyond', got {claim['source']!r}")
-    import sympy
-
+    if scale not in ("quick", "full"):
+        raise ValueError(f"scale must be 'quick' or 'full', got {scale!r}")
+    for c in claims:
+        if not isinstance(c, dict) or "verdict" not in c or "values" not in c:
+            raise ValueError("each claim must be made by lib.report.claim")
+    ids = [c["id"] for c in claims]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"claim ids must be distinct, got {ids}")
     record = {
         "chapter": chapter,
-        "code_sha256": notebook_code_hash(notebook),
+        "fingerprint": results_fingerprint(notebook, scale),
         "scale": scale,
         "device": device_name(device),
         "seeds": len(seeds),
         "seconds": round(float(seconds), 1),
-        "versions": {"torch": torch.__version__, "sympy": sympy.__version__},
-        "claims": [
-            {**c, "effect": float(c["effect"]), "spread": float(c["spread"]),
-             "held": bool(c["held"])}
-            for c in claims
-        ],
+        **environment(),
+        "claims": claims,
     }
     folder = results_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{chapter}.json"
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    return path
+    return {**record, "path": path}

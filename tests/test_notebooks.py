@@ -87,12 +87,49 @@ def test_machine_dependent_cells_are_not_compared_exactly(notebook):
                 f"{path.name}: code cell {i} depends on the machine but is compared exactly")
 
 
-def test_saved_results_exist_and_match_the_notebook_code(notebook):
-    path, _ = notebook
+def saved_record(path):
     saved = ROOT / "results" / f"{path.stem}.json"
     assert saved.exists(), f"{path.name} has no saved results: run `make reproduce`"
-    record = json.loads(saved.read_text(encoding="utf-8"))
-    assert record["code_sha256"] == report.notebook_code_hash(path), (
-        f"results/{saved.name} is stale: the code of {path.name} changed since it ran; "
-        "re-execute it with `python scripts/reproduce.py chapters/" + path.name + "`")
-    assert record["claims"], f"results/{saved.name} holds no claims"
+    return json.loads(saved.read_text(encoding="utf-8"))
+
+
+def test_saved_results_are_as_fresh_as_code_tags_library_and_scale(notebook):
+    path, _ = notebook
+    record = saved_record(path)
+    assert record["fingerprint"] == report.results_fingerprint(path, record["scale"]), (
+        f"results/{path.stem}.json is stale: the code or cell tags of {path.name}, or lib/, "
+        "changed since it ran; re-execute it with `python scripts/reproduce.py chapters/"
+        + path.name + "`")
+    assert record["claims"], f"results/{path.stem}.json holds no claims"
+
+
+def test_committed_results_are_the_books_full_run(notebook):
+    path, _ = notebook
+    record = saved_record(path)
+    assert record["scale"] == "full", f"{path.name} was last run at scale {record['scale']}"
+    assert record["seeds"] >= 20, f"{path.name} ran {record['seeds']} seeds, fewer than 20"
+
+
+CLAIM_CELL = ("save_results(", "claim(", "assert ")
+FORBIDDEN_TAGS = {"raises-exception", "nbval-skip", "skip-execution"}
+
+
+def test_cells_that_save_or_assert_claims_always_run(notebook):
+    # a saved or asserted claim must run and fail loudly: never skipped, never expected to raise
+    path, nb = notebook
+    for i, cell in enumerate(c for c in nb["cells"] if c["cell_type"] == "code"):
+        source = "".join(cell["source"])
+        if any(marker in source for marker in CLAIM_CELL):
+            tags = set(cell["metadata"].get("tags", [])) & FORBIDDEN_TAGS
+            assert not tags, f"{path.name}: code cell {i} saves or asserts claims but is {tags}"
+
+
+def test_the_notebook_shows_the_claims_it_saved(notebook):
+    # the claims table the notebook printed is the one in results/<chapter>.json
+    path, nb = notebook
+    expected = report.claims_markdown(saved_record(path)).data
+    shown = [text for cell in nb["cells"] if cell["cell_type"] == "code"
+             and "save_results(" in "".join(cell["source"])
+             for _, text in outputs_text(cell)]
+    assert any(expected in text for text in shown), (
+        f"{path.name} does not show the claims table of results/{path.stem}.json: re-execute it")

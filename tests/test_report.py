@@ -75,34 +75,159 @@ def claim(**changes):
     return {**base, **changes}
 
 
-def test_save_results_records_claims_and_code_hash(tmp_path, monkeypatch):
+
+
+# --- verdicts from paired 95% t-intervals -----------------------------------------------------
+
+
+def test_paired_interval_is_scipys_t_interval():
+    from scipy import stats
+
+    values = np.array([0.02, 0.05, -0.01, 0.04, 0.03])
+    mean, low, high, n = report.paired_interval(values)
+    expected = stats.t.interval(0.95, df=4, loc=values.mean(), scale=stats.sem(values))
+    assert n == 5 and mean == pytest.approx(values.mean())
+    assert (low, high) == pytest.approx(expected)
+
+
+def test_paired_interval_edge_cases():
+    assert report.paired_interval([0.3]) == (0.3, -np.inf, np.inf, 1)  # one seed: no spread
+    assert report.paired_interval([0.2, 0.2, 0.2]) == (0.2, 0.2, 0.2, 3)  # zero spread
+    with pytest.raises(ValueError, match="values must hold at least one finite number"):
+        report.paired_interval([])
+    with pytest.raises(ValueError, match="values must hold at least one finite number"):
+        report.paired_interval([0.1, np.nan])
+    with pytest.raises(ValueError, match=r"confidence must be a finite Python number in \(0, 1\)"):
+        report.paired_interval([0.1, 0.2], confidence=1.0)
+
+
+@pytest.mark.parametrize("low, high, direction, threshold, delta, expected", [
+    (0.01, 0.05, "greater", 0.0, None, "held"),
+    (-0.05, -0.01, "greater", 0.0, None, "not held"),
+    (-0.01, 0.05, "greater", 0.0, None, "inconclusive"),
+    (0.0, 0.0, "greater", 0.0, None, "not held"),  # zero spread at the threshold: not above it
+    (-np.inf, np.inf, "greater", 0.0, None, "inconclusive"),  # one seed
+    (-0.05, -0.01, "less", 0.0, None, "held"),
+    (0.01, 0.05, "less", 0.0, None, "not held"),
+    (1e-15, 1e-15, "less", 1e-9, None, "held"),  # an exact check below its tolerance
+    (-0.003, 0.004, "equivalent", 0.0, 0.005, "held"),
+    (0.006, 0.02, "equivalent", 0.0, 0.005, "not held"),
+    (-0.02, -0.005, "equivalent", 0.0, 0.005, "not held"),
+    (-0.003, 0.009, "equivalent", 0.0, 0.005, "inconclusive"),
+    (0.5, 0.5, "equivalent", 0.5, 0.01, "held"),
+])
+def test_verdict_has_three_outcomes(low, high, direction, threshold, delta, expected):
+    assert report.verdict(low, high, direction, threshold, delta) == expected
+
+
+def test_verdict_rejects_bad_claims():
+    with pytest.raises(ValueError, match="direction must be one of"):
+        report.verdict(0, 1, "bigger")
+    with pytest.raises(ValueError, match="delta must be given for direction 'equivalent'"):
+        report.verdict(0, 1, "equivalent")
+    with pytest.raises(ValueError, match="delta must be given for direction 'equivalent'"):
+        report.verdict(0, 1, "greater", delta=0.1)
+    with pytest.raises(ValueError, match=r"delta must be a finite Python number in \(0, inf\)"):
+        report.verdict(0, 1, "equivalent", delta=0.0)
+    with pytest.raises(ValueError, match="low must not exceed high"):
+        report.verdict(1, 0, "greater")
+
+
+def make_claim(values=(0.05, 0.07, 0.06), **overrides):
+    settings = dict(source="article", measure="test accuracy, A minus B (paired)",
+                    direction="greater", detail="A 0.8, B 0.74") | overrides
+    return report.claim("9.1", "A beats B.", values=values, **settings)
+
+
+def test_claim_records_interval_and_verdict():
+    c = make_claim()
+    assert c["n"] == 3 and c["mean"] == pytest.approx(0.06) and c["std"] == pytest.approx(0.01)
+    assert c["low"] > 0 and c["verdict"] == "held" and c["values"] == [0.05, 0.07, 0.06]
+    assert report.claimed(c) == "> 0" and report.interval_text(c).startswith("[+0.0")
+    tie = make_claim(values=[0.001, -0.002, 0.0], direction="equivalent", delta=0.005)
+    assert tie["verdict"] == "held" and report.claimed(tie) == "within 0 ± 0.005"
+    exact = make_claim(values=[3e-15], direction="less", threshold=1e-9, exact=True)
+    assert (exact["n"], exact["low"], exact["high"], exact["verdict"]) == (1, 3e-15, 3e-15,
+                                                                           "held")
+    assert report.interval_text(exact) == "exact" and report.claimed(exact) == "< 1e-09"
+    with pytest.raises(ValueError, match="source must be 'article' or 'beyond'"):
+        make_claim(source="blog")
+    with pytest.raises(ValueError, match="an exact claim has one value"):
+        make_claim(exact=True)
+
+
+def write_notebook(path, cells):
+    import json
+
+    path.write_text(json.dumps({"cells": cells}))
+
+
+def test_fingerprint_covers_code_tags_library_and_scale(tmp_path):
+    import shutil
+
+    notebook = tmp_path / "99_test.ipynb"
+    cells = [{"cell_type": "code", "metadata": {}, "source": ["x = 1\n", "print(x)"]},
+             {"cell_type": "markdown", "metadata": {}, "source": "prose"}]
+    write_notebook(notebook, cells)
+    lib = tmp_path / "lib"
+    shutil.copytree(report.LIB, lib, ignore=shutil.ignore_patterns("__pycache__"))
+    base = report.results_fingerprint(notebook, "full", lib)
+    assert base == report.results_fingerprint(notebook, "full", lib)  # deterministic
+    cells[1]["source"] = "other prose"  # prose does not count
+    write_notebook(notebook, cells)
+    assert report.results_fingerprint(notebook, "full", lib) == base
+    assert report.results_fingerprint(notebook, "quick", lib) != base  # the scale does
+    cells[0]["metadata"]["tags"] = ["nbval-skip"]  # a tag does
+    write_notebook(notebook, cells)
+    assert report.results_fingerprint(notebook, "full", lib) != base
+    cells[0]["metadata"]["tags"] = []
+    write_notebook(notebook, cells)
+    assert report.results_fingerprint(notebook, "full", lib) == base
+    (lib / "losses.py").write_text((lib / "losses.py").read_text() + "\n# edited\n")
+    assert report.results_fingerprint(notebook, "full", lib) != base  # the library does
+    cells[0]["source"] = "x = 2"  # and the code does
+    write_notebook(notebook, cells)
+    assert report.results_fingerprint(notebook, "full", report.LIB) != base
+
+
+def test_save_results_records_claims_environment_and_fingerprint(tmp_path, monkeypatch):
     import json
 
     (tmp_path / "chapters").mkdir()
     notebook = tmp_path / "chapters" / "99_test.ipynb"
-    cells = [{"cell_type": "code", "source": ["x = 1\n", "print(x)"]},
-             {"cell_type": "markdown", "source": "prose"}]
-    notebook.write_text(json.dumps({"cells": cells}))
+    write_notebook(notebook, [{"cell_type": "code", "metadata": {}, "source": "x = 1"}])
     monkeypatch.setattr(report, "ROOT", tmp_path)
     monkeypatch.setenv("BOOK_RESULTS_DIR", str(tmp_path / "out"))
-    path = report.save_results("99_test", [claim(effect=np.float64(0.1))], scale="quick",
-                               seeds=[0, 1], seconds=3.21)
-    record = json.loads(path.read_text())
-    assert path == tmp_path / "out" / "99_test.json"
-    assert record["code_sha256"] == report.notebook_code_hash(notebook)
-    assert record["seeds"] == 2 and record["scale"] == "quick" and record["seconds"] == 3.2
-    assert record["claims"][0]["effect"] == 0.1 and record["claims"][0]["held"] is True
-    # prose does not change the hash, code does
-    cells[1]["source"] = "other prose"
-    notebook.write_text(json.dumps({"cells": cells}))
-    assert record["code_sha256"] == report.notebook_code_hash(notebook)
-    cells[0]["source"] = "x = 2"
-    notebook.write_text(json.dumps({"cells": cells}))
-    assert record["code_sha256"] != report.notebook_code_hash(notebook)
+    record = report.save_results("99_test", [make_claim()], scale="quick", seeds=[0, 1],
+                                 seconds=3.21)
+    saved = json.loads(record["path"].read_text())
+    assert record["path"] == tmp_path / "out" / "99_test.json"
+    assert saved["fingerprint"] == report.results_fingerprint(notebook, "quick")
+    assert saved["seeds"] == 2 and saved["scale"] == "quick" and saved["seconds"] == 3.2
+    assert saved["claims"][0]["verdict"] == "held"
+    assert {"torch", "sympy", "numpy", "scikit-learn", "mnist1d"} <= set(saved["versions"])
+    assert saved["cpu"] and saved["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    table = report.claims_markdown(saved).data
+    assert "| 9.1 | A beats B. | > 0 | 3 | +0.060 |" in table and "| held |" in table
     with pytest.raises(ValueError, match="chapter must name a notebook"):
         report.save_results("98_missing", [], scale="quick", seeds=[0], seconds=1)
-    with pytest.raises(ValueError, match="each claim needs exactly the fields"):
+    with pytest.raises(ValueError, match="each claim must be made by lib.report.claim"):
         report.save_results("99_test", [{"id": "x"}], scale="quick", seeds=[0], seconds=1)
-    with pytest.raises(ValueError, match="claim source must be"):
-        report.save_results("99_test", [claim(source="blog")], scale="quick", seeds=[0],
+    with pytest.raises(ValueError, match="claim ids must be distinct"):
+        report.save_results("99_test", [make_claim(), make_claim()], scale="quick", seeds=[0],
                             seconds=1)
+    with pytest.raises(ValueError, match="scale must be 'quick' or 'full'"):
+        report.save_results("99_test", [], scale="huge", seeds=[0], seconds=1)
+
+
+def test_glue_records_a_value_for_the_prose(capsys):
+    from unittest import mock
+
+    with mock.patch("IPython.display.display") as display:
+        report.glue("ch9_gain", np.float64(0.0123))
+        report.glue("ch9_verdict", "held")
+    (bundle,), kwargs = display.call_args_list[0]
+    assert bundle == {"application/papermill.record/text/plain": "0.0123"}
+    assert kwargs["metadata"]["scrapbook"]["name"] == "ch9_gain" and kwargs["raw"] is True
+    (bundle,), _ = display.call_args_list[1]
+    assert bundle["application/papermill.record/text/markdown"] == "held"

@@ -22,18 +22,30 @@ def test_every_chapter_has_results_on_the_page():
         assert f"{{doc}}`chapters/{notebook.stem}`" in page, notebook.name
 
 
-def test_render_lists_every_claim_and_marks_failures(tmp_path):
+def test_render_lists_every_claim_with_interval_and_verdict(tmp_path):
     import json
 
-    record = {"chapter": "01_smooth_accuracy", "code_sha256": "x", "scale": "quick",
-              "device": "cpu (x86_64, 2 threads)", "seeds": 3, "seconds": 12.0,
-              "versions": {"torch": "2", "sympy": "1"},
-              "claims": [{"id": "1.1", "claim": "A | B", "source": "article", "measure": "m",
-                          "effect": 0.05, "spread": 0.01, "held": True, "detail": "d"},
-                         {"id": "1.2", "claim": "C", "source": "beyond", "measure": "m",
-                          "effect": -0.02, "spread": 0.0, "held": False, "detail": "d"}]}
+    from lib import report
+
+    claims = [report.claim("1.1", "A | B", source="article", measure="m",
+                           values=[0.04, 0.05, 0.06], direction="greater", detail="d"),
+              report.claim("1.2", "C", source="beyond", measure="m", values=[-0.02, 0.01, 0.0],
+                           direction="greater", detail="d"),
+              report.claim("1.3", "D", source="beyond", measure="m", values=[0.001, -0.001],
+                           direction="equivalent", delta=0.005, detail="d"),
+              report.claim("1.4", "E", source="beyond", measure="m", values=[2e-15],
+                           direction="less", threshold=1e-9, exact=True, detail="d")]
+    record = {"chapter": "01_smooth_accuracy", "fingerprint": "x", "scale": "full",
+              "device": "cpu (x86_64, 2 threads)", "seeds": 20, "seconds": 12.0,
+              "versions": {"torch": "2", "sympy": "1"}, "cpu": "a CPU",
+              "cpu_capability": "AVX2", "claims": claims}
     (tmp_path / "01_smooth_accuracy.json").write_text(json.dumps(record))
     page = claims_page.render(tmp_path)
-    assert "| 1.1 | A \\| B | article | m | +0.050 ± 0.010 | yes | d |" in page
-    assert "| 1.2 | C | beyond | m | -0.020 | **no** | d |" in page
-    assert "| 2 | 1 | quick |" in page
+    assert "| 1.1 | A \\| B | article | m | > 0 | 3 | +0.050 | [+0.025, +0.075] | held | d |" in page
+    assert "| 1.2 | C | beyond | m | > 0 | 3 | -0.003 |" in page and "**inconclusive**" in page
+    assert "| 1.3 | D | beyond | m | within 0 ± 0.005 | 2 |" in page
+    assert "| 1.4 | E | beyond | m | < 1e-09 | 1 | 2.0e-15 | exact | held | d |" in page
+    assert "| 4 | 2 | 0 | 2 | full |" in page
+    assert "_static/claims-forest.png" in page
+    claims_page.forest_plot([record], tmp_path / "forest.png")
+    assert (tmp_path / "forest.png").stat().st_size > 1000
