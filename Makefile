@@ -35,7 +35,7 @@ book: $(READY)
 	$(BIN)/jupyter-book build . --builder html $(JB_FLAGS)
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
-## make reproduce: re-execute every chapter in place (BOOK_SCALE, default full on CUDA), rebuild
+## make reproduce: re-execute every chapter in place (BOOK_SCALE, default full), rebuild the book
 reproduce: $(READY)
 	$(BIN)/python scripts/reproduce.py
 	$(MAKE) book

@@ -139,12 +139,20 @@ def forest_plot(records: list[dict], path: Path = FIGURE) -> None:
     import matplotlib.pyplot as plt
 
     colours = {"held": "tab:green", "not held": "tab:red", "inconclusive": "tab:orange"}
-    rows = [(r["chapter"], c) for r in records for c in r["claims"]]
-    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.6))
-    labels = []
-    for i, (_, c) in enumerate(rows):
+    rows: list[tuple[str, dict | None]] = []  # a heading row per chapter, then its claims
+    for r in records:
+        rows.append((_title(r["chapter"]), None))
+        rows += [("", c) for c in r["claims"]]
+    fig, ax = plt.subplots(figsize=(8.5, 0.3 * len(rows) + 1.6))
+    ticks, labels = [], []
+    for i, (heading, c) in enumerate(rows):
         y = len(rows) - 1 - i
-        sign = -1.0 if c["direction"] == "less" else 1.0  # claimed side always to the right
+        if c is None:
+            ax.axhline(y - 0.5, color="0.6", lw=0.6)
+            ax.text(0.0, y, heading, transform=ax.get_yaxis_transform(), ha="left",
+                    va="center", fontsize=8, fontweight="bold")
+            continue
+        sign = -1.0 if c["direction"] == "less" else 1.0  # the claimed side is always right
         low, high = sorted(sign * (c[end] - c["threshold"]) for end in ("low", "high"))
         mean = sign * (c["mean"] - c["threshold"])
         colour = colours[c["verdict"]]
@@ -155,16 +163,19 @@ def forest_plot(records: list[dict], path: Path = FIGURE) -> None:
         else:
             ax.plot([max(low, -1e3), min(high, 1e3)], [y, y], color=colour, lw=2.5)
             ax.plot(mean, y, "o", color=colour, ms=4)
+        ticks.append(y)
         labels.append(f"{c['id']}  ({report.claimed(c)})")
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xscale("symlog", linthresh=1e-2)
-    ax.set_yticks(range(len(rows)), labels[::-1], fontsize=7)
-    ax.set(title="Every claim's 95% interval against its threshold",
-           xlabel="measure minus threshold (sign flipped for 'less' claims: claimed side > 0)",
+    ax.set_yticks(ticks, labels, fontsize=7)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set(title="Every claim's 95% interval against its threshold, by chapter",
+           xlabel="measure minus threshold (sign flipped for '<' claims: the claimed side is > 0)",
            ylabel="claim (what it claims)")
     for verdict_name, colour in colours.items():
         ax.plot([], [], color=colour, lw=2.5, label=verdict_name)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.fill_between([], [], color="0.85", label="equivalence margin ±δ")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, metadata={"Software": None})

@@ -63,11 +63,11 @@ def provenance_line(path: Path, seconds: float) -> str:
     if not saved.exists():
         return f"{path.stem}: {seconds:.1f} s (no saved results)"
     r = json.loads(saved.read_text(encoding="utf-8"))
-    held = sum(c["held"] for c in r["claims"])
+    tally = ", ".join(f"{sum(c['verdict'] == v for c in r['claims'])} {v}"
+                      for v in report.VERDICTS)
     return (f"{path.stem}: device {r['device']} | scale {r['scale']} | seeds {r['seeds']} | "
             f"wall time {seconds:.1f} s (training {r['seconds']:.1f} s) | torch "
-            f"{r['versions']['torch']} | sympy {r['versions']['sympy']} | "
-            f"claims held {held}/{len(r['claims'])}")
+            f"{r['versions']['torch']} | claims: {tally}")
 
 
 def main(argv=None) -> int:

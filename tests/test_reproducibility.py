@@ -41,7 +41,8 @@ def test_render_lists_every_claim_with_interval_and_verdict(tmp_path):
               "cpu_capability": "AVX2", "claims": claims}
     (tmp_path / "01_smooth_accuracy.json").write_text(json.dumps(record))
     page = claims_page.render(tmp_path)
-    assert "| 1.1 | A \\| B | article | m | > 0 | 3 | +0.050 | [+0.025, +0.075] | held | d |" in page
+    assert ("| 1.1 | A \\| B | article | m | > 0 | 3 | +0.050 | [+0.025, +0.075] | held | d |"
+            in page)
     assert "| 1.2 | C | beyond | m | > 0 | 3 | -0.003 |" in page and "**inconclusive**" in page
     assert "| 1.3 | D | beyond | m | within 0 ± 0.005 | 2 |" in page
     assert "| 1.4 | E | beyond | m | < 1e-09 | 1 | 2.0e-15 | exact | held | d |" in page

@@ -162,11 +162,25 @@ def test_book_scale(monkeypatch):
     assert train.book_scale() == "full" and train.by_scale(1, 2) == 2
     monkeypatch.setenv("BOOK_SCALE", "Quick")
     assert train.book_scale() == "quick" and train.by_scale(1, 2) == 1
+    monkeypatch.delenv("BOOK_SCALE")
+    assert train.book_scale() == "full"  # the book's own run, on any machine
     monkeypatch.setenv("BOOK_SCALE", "huge")
     with pytest.raises(ValueError, match="BOOK_SCALE must be one of"):
         train.book_scale()
     with pytest.raises(ValueError, match="scale must be one of"):
         train.by_scale(1, 2, scale="medium")
+
+
+def test_book_seeds_follow_the_scale_and_the_offset(monkeypatch):
+    monkeypatch.setenv("BOOK_SCALE", "quick")
+    monkeypatch.delenv("BOOK_SEED_OFFSET", raising=False)
+    assert train.book_seeds(3, 20) == [0, 1, 2]
+    monkeypatch.setenv("BOOK_SEED_OFFSET", "100")
+    assert train.book_seeds(3, 20) == [100, 101, 102]
+    assert train.book_seeds(3, 20, scale="full") == list(range(100, 120))
+    monkeypatch.setenv("BOOK_SEED_OFFSET", "-1")
+    with pytest.raises(ValueError, match="BOOK_SEED_OFFSET must be a non-negative integer"):
+        train.book_seeds(3, 20)
 
 
 def test_mlp_output_shapes():
