@@ -387,14 +387,16 @@ class Ensemble:
         """
         return vmap(self._forward, in_dims=(0, 0, 0 if per_model else None))(params, buffers, x)
 
-    def logits(self, x: Tensor, batch_size: int = 65536) -> Tensor:
+    def logits(self, x: Tensor, batch_size: int | None = None) -> Tensor:
         """The logits of every model, always returned on the CPU.
 
         Args:
             x (Tensor): inputs on any device, either ``(N, ...)`` (the same inputs for every
                 model, e.g. a test set) or ``(S, N, ...)`` (seed ``s``'s models see
                 ``x[s]``, e.g. each seed's own training set).
-            batch_size (int): samples evaluated at once, to bound memory.
+            batch_size (int, optional): samples evaluated at once by every model, to bound
+                memory; default ``2**18`` divided by the number of models (at least 256), about
+                a quarter of a GB of activations for a 256-wide layer.
 
         Returns:
             Tensor: logits of shape ``(L, S, N)`` for binary models or ``(L, S, N, C)``, on
@@ -411,6 +413,8 @@ class Ensemble:
                 f"x must have shape (N, {', '.join(map(str, self.sample_shape))}) or "
                 f"({len(self.seeds)}, N, {', '.join(map(str, self.sample_shape))}), "
                 f"got {tuple(x.shape)}")
+        if batch_size is None:
+            batch_size = max(256, 2**18 // (len(self.loss_names) * len(self.seeds)))
         if per_seed:  # model k * S + s sees x[s]
             x = x[self._seed_of_model().to(x.device)]
         axis = 1 if per_seed else 0
