@@ -133,3 +133,41 @@ def test_the_notebook_shows_the_claims_it_saved(notebook):
              for _, text in outputs_text(cell)]
     assert any(expected in text for text in shown), (
         f"{path.name} does not show the claims table of results/{path.stem}.json: re-execute it")
+
+
+GLUE_ROLE = re.compile(r"\{glue:(text|md)\}`([A-Za-z0-9_]+)(?::([^`]*))?`")
+
+
+def glued_values(nb) -> dict[str, dict]:
+    """Every value the notebook glued (lib.report.glue), by name: its MIME bundle."""
+    prefix = "application/papermill.record/"
+    values = {}
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                values[name] = {k[len(prefix):]: "".join(v) if isinstance(v, list) else v
+                                for k, v in output.get("data", {}).items()}
+    return values
+
+
+def test_every_glued_number_the_prose_quotes_exists_and_formats(notebook):
+    # the prose's numbers come from the run: each {glue:...} reference must have a value, and a
+    # number quoted with a format spec must be a plain number (not e.g. "array(0.1)")
+    from ast import literal_eval
+
+    path, nb = notebook
+    values = glued_values(nb)
+    prose = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    for role, name, spec in GLUE_ROLE.findall(prose):
+        assert name in values, f"{path.name}: the prose quotes {name!r}, which no cell glued"
+        mime = "text/markdown" if role == "md" else "text/plain"
+        assert mime in values[name], f"{path.name}: {name!r} has no {mime} value"
+        if role == "text" and spec and spec[-1] in "eEfFgGn%d":
+            try:
+                value = literal_eval(values[name]["text/plain"])
+            except (ValueError, SyntaxError):
+                value = None
+            assert isinstance(value, (int, float)), (
+                f"{path.name}: {name!r} is quoted as a number but glued as "
+                f"{values[name]['text/plain']!r}")
