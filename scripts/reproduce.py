@@ -10,13 +10,15 @@ with its outputs up to and including the error, so the error is in the notebook 
 see; the other chapters still run, and the script exits with status 1 at the end, naming the
 chapters that failed. It needs only nbclient, nbformat and ipykernel beside the book's
 libraries, so it also runs on a machine without network or jupyter-book (see README.md,
-"Reproducing on a GPU machine").
+"Reproducing on a GPU machine"). Progress bars (tqdm's, on stderr) show while a chapter runs
+and are left out of the notebook it writes back.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -30,6 +32,32 @@ sys.path.insert(0, str(ROOT))  # `lib` without installing the project (e.g. on a
 
 from lib import report  # noqa: E402
 from scripts import claims_page  # noqa: E402
+
+
+# A tqdm refresh: carriage return, then a bar ("desc:  40%|####  | 16/40 [...]") or the blank
+# line tqdm writes when a bar closes (leave=False); tqdm pads a bar with spaces to cover a longer one.
+PROGRESS_REFRESH = re.compile(r"\r(?:[^\r\n]*\|[^\r\n]*\| *\d+/\d+ \[[^\r\n]*\] *| *)")
+
+
+def without_progress_bars(notebook) -> int:
+    """Drop tqdm progress bars from the notebook's stderr outputs; return how many went.
+
+    A progress bar is useful while a chapter runs and noise in the committed book (a 40-epoch
+    run leaves 40 refreshes in the page). Only stderr streams made of nothing but bar refreshes
+    are removed; any other stderr text (a warning, an error) stays.
+    """
+    removed = 0
+    for cell in notebook.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if (output.get("output_type") == "stream" and output.get("name") == "stderr"
+                    and PROGRESS_REFRESH.sub("", output.get("text", "")) == ""):
+                removed += 1
+                continue
+            kept.append(output)
+        if "outputs" in cell:
+            cell.outputs = kept
+    return removed
 
 
 def execute(path: Path, timeout: int | None) -> tuple[float, str | None]:
@@ -53,6 +81,7 @@ def execute(path: Path, timeout: int | None) -> tuple[float, str | None]:
     except CellExecutionError as failure:
         error = f"{failure.ename}: {failure.evalue}"
     seconds = time.perf_counter() - started
+    without_progress_bars(notebook)
     nbformat.write(notebook, path)
     return seconds, error
 

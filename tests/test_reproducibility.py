@@ -50,3 +50,39 @@ def test_render_lists_every_claim_with_interval_and_verdict(tmp_path):
     assert "_static/claims-forest.png" in page
     claims_page.forest_plot([record], tmp_path / "forest.png")
     assert (tmp_path / "forest.png").stat().st_size > 1000
+
+
+def _reproduce_module():
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "scripts" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_progress_bars_are_dropped_and_other_stderr_kept():
+    import nbformat
+    from tqdm import tqdm
+    import io
+
+    stream = io.StringIO()
+    for _ in tqdm(range(40), desc="training 6 x 25", file=stream, leave=False, mininterval=0):
+        pass
+    bars = stream.getvalue()
+    assert bars.count("\r") > 10  # a real tqdm run, refreshed many times
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("train()", outputs=[
+        nbformat.v4.new_output("stream", name="stderr", text=bars),
+        nbformat.v4.new_output("stream", name="stderr", text="UserWarning: something\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="accuracy 0.91\n")])])
+    assert _reproduce_module().without_progress_bars(notebook) == 1
+    assert [o.text for o in notebook.cells[0].outputs] == ["UserWarning: something\n",
+                                                            "accuracy 0.91\n"]
+
+
+def test_committed_chapters_carry_no_progress_bars():
+    import nbformat
+
+    reproduce = _reproduce_module()
+    for path in sorted((ROOT / "chapters").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        assert reproduce.without_progress_bars(notebook) == 0, (
+            f"{path.name} holds tqdm progress bars: re-execute it with scripts/reproduce.py")
