@@ -33,9 +33,8 @@ sys.path.insert(0, str(ROOT))  # `lib` without installing the project (e.g. on a
 from lib import report  # noqa: E402
 from scripts import claims_page  # noqa: E402
 
-
-# A tqdm refresh: carriage return, then a bar ("desc:  40%|####  | 16/40 [...]") or the blank
-# line tqdm writes when a bar closes (leave=False); tqdm pads a bar with spaces to cover a longer one.
+# A tqdm refresh: carriage return, then a bar ("desc:  40%|####  | 16/40 [...]", padded with
+# spaces to cover a longer one) or the blank line tqdm writes when a bar closes (leave=False).
 PROGRESS_REFRESH = re.compile(r"\r(?:[^\r\n]*\|[^\r\n]*\| *\d+/\d+ \[[^\r\n]*\] *| *)")
 
 

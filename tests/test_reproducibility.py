@@ -60,9 +60,10 @@ def _reproduce_module():
 
 
 def test_progress_bars_are_dropped_and_other_stderr_kept():
+    import io
+
     import nbformat
     from tqdm import tqdm
-    import io
 
     stream = io.StringIO()
     for _ in tqdm(range(40), desc="training 6 x 25", file=stream, leave=False, mininterval=0):
