@@ -273,7 +273,7 @@ def smooth_accuracy(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 def smooth_accuracy_loss(logits: Tensor, targets: Tensor) -> Tensor:
-    r"""Negative smooth accuracy, the loss :math:`-\mathrm{ACC}_\mathrm{smooth}` (chapter 1).
+    r"""Negative smooth accuracy, the loss :math:`-\mathrm{ACC}_\mathrm{smooth}` (chapters 1, 5).
 
     .. math:: L = -\mathrm{ACC}_\mathrm{smooth} = -\frac1N \sum_n p_{n, y_n},
 
@@ -299,7 +299,7 @@ def smooth_accuracy_loss(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 def generalized_cross_entropy(logits: Tensor, targets: Tensor, q: float) -> Tensor:
-    r"""Generalized cross-entropy of Zhang & Sabuncu (2018), between CE and -ACC (chapter 1).
+    r"""Generalized cross-entropy of Zhang & Sabuncu (2018), between CE and -ACC (chapters 1, 5).
 
     .. math:: L_q = \frac1N \sum_n \frac{1 - p_{n,y_n}^{\,q}}{q}, \qquad 0 < q \le 1,
 
@@ -381,7 +381,7 @@ def smooth_f1_loss(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 def f1_weighted_bce(logits: Tensor, targets: Tensor) -> Tensor:
-    r"""Cross-entropy weighted by the batch's smooth F1, held constant (chapter 2, eq. f1-bce).
+    r"""Cross-entropy weighted by the batch's smooth F1, held constant (chapters 2, 5; eq. f1-bce).
 
     .. math:: L = -\frac1N\sum_n\Big[y_n\big(1-\tfrac{F}{2}\big)\log p_n
                   + (1-y_n)\tfrac{F}{2}\log(1-p_n)\Big],
@@ -413,7 +413,7 @@ def f1_weighted_bce(logits: Tensor, targets: Tensor) -> Tensor:
 def class_weighted_bce(
     logits: Tensor, targets: Tensor, positive_weight: float, negative_weight: float = 1.0
 ) -> Tensor:
-    r"""Binary cross-entropy with one fixed weight per class (chapter 2, eq. weighted-ce).
+    r"""Binary cross-entropy with one fixed weight per class (chapter 2, eq. weighted-ce; ch. 5).
 
     .. math:: L = -\frac1N\sum_n \big[w_+\, y_n\log p_n + w_-\,(1-y_n)\log(1-p_n)\big],
               \qquad p_n = \sigma(z_n)
@@ -424,6 +424,9 @@ def class_weighted_bce(
     shows that its population minimiser, thresholded at 1/2, predicts positive exactly when
     :math:`P(y=1\mid x) > w_-/(w_+ + w_-)`, which is :math:`\pi` for balanced weights.
     :func:`f1_weighted_bce` is the same loss with :math:`w_+ = 1 - F/2`, :math:`w_- = F/2`.
+    Chapter 5 derives the minimiser for any weights,
+    :math:`q^* = w_+\eta / (w_+\eta + w_-(1-\eta))`, checks it against this function, and
+    compares the loss with plain BCE thresholded at :math:`w_-/(w_+ + w_-)`.
 
     Args:
         logits (Tensor): float, shape ``(N,)``.
@@ -450,7 +453,7 @@ def class_weighted_bce(
 def logit_adjusted_cross_entropy(
     logits: Tensor, targets: Tensor, prior: Tensor, tau: float = 1.0
 ) -> Tensor:
-    r"""Logit-adjusted cross-entropy of Menon et al. (2020) (chapter 3, eq. la-loss).
+    r"""Logit-adjusted cross-entropy of Menon et al. (2020) (chapter 3, eq. la-loss; ch. 4, 5).
 
     .. math:: L = -\frac1N\sum_n \log
               \frac{e^{s_{n,y_n} + \tau\log\pi_{y_n}}}{\sum_i e^{s_{n,i} + \tau\log\pi_i}}
@@ -494,7 +497,7 @@ def logit_adjusted_cross_entropy(
 
 
 def class_weighted_cross_entropy(logits: Tensor, targets: Tensor, weights) -> Tensor:
-    r"""Cross-entropy with one weight per class, applied after the log (chapters 3 and 4).
+    r"""Cross-entropy with one weight per class, applied after the log (chapters 3 to 5).
 
     .. math:: L = -\frac1N \sum_n w_{y_n} \log \mathrm{softmax}(z_n)_{y_n}
 
@@ -523,7 +526,7 @@ def class_weighted_cross_entropy(logits: Tensor, targets: Tensor, weights) -> Te
 
 
 def class_balanced_weights(counts, beta: float) -> Tensor:
-    r"""Class weights from the "effective number of samples" of Cui et al. (2019) (chapter 4).
+    r"""Class weights from the "effective number of samples" of Cui et al. (2019) (chapters 4, 5).
 
     .. math:: w_c \propto \frac{1 - \beta}{1 - \beta^{\,n_c}}, \qquad 0 \le \beta \le 1,
 
@@ -560,7 +563,7 @@ def class_balanced_weights(counts, beta: float) -> Tensor:
 
 
 def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alpha=None) -> Tensor:
-    r"""Focal loss of Lin et al. (2017), binary or multi-class (chapter 4, eq. focal).
+    r"""Focal loss of Lin et al. (2017), binary or multi-class (chapter 4, eq. focal; ch. 5).
 
     .. math:: L = -\frac1N \sum_n \alpha_{n}\, (1 - p_{n})^{\gamma} \log p_{n}
 
@@ -568,7 +571,9 @@ def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alpha=None) 
     ``(N, C)``). Binary, it is exactly ``torchvision.ops.sigmoid_focal_loss(...,
     reduction="mean")`` (whose ``alpha=-1`` is ``alpha=None`` here). Chapter 4 shows its
     gradient is the cross-entropy gradient times
-    :math:`\alpha\,[(1-p)^\gamma - \gamma\, p\, (1-p)^{\gamma-1}\log p]`.
+    :math:`\alpha\,[(1-p)^\gamma - \gamma\, p\, (1-p)^{\gamma-1}\log p]`. Chapter 5 derives its
+    population minimiser: without ``alpha`` it decides like cross-entropy (at 1/2) but its
+    probability is under-confident, so it is not calibrated.
 
     Args:
         logits (Tensor): float, shape ``(N,)`` (binary) or ``(N, C)`` (multi-class).

@@ -17,6 +17,7 @@ from . import losses as _losses
 
 __all__ = [
     "per_model",
+    "binary_scores",
     "f1_at_thresholds",
     "best_threshold",
     "posthoc_adjusted_logits",
@@ -74,8 +75,53 @@ def _as_float_array(values, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be numbers (an array or a tensor)") from error
 
 
+def binary_scores(y_true, predicted) -> dict[str, np.ndarray]:
+    r"""Positive-class F1, precision and recall of every model at once (chapters 2 and 5).
+
+    The numbers of scikit-learn's ``f1_score``, ``precision_score`` and ``recall_score`` with
+    ``zero_division=0``, for a whole batch of models' decisions in one pass:
+    :math:`F_1 = 2\,TP / (\#\text{predicted} + \#\text{positive})`, precision
+    :math:`TP / \#\text{predicted}`, recall :math:`TP / \#\text{positive}`, each 0 where its
+    denominator is 0.
+
+    Args:
+        y_true (Tensor, array or list): labels of shape ``(N,)``, values in {0, 1}, any device.
+        predicted (Tensor, array or list): booleans of shape ``(..., N)``, every model's decisions
+            (e.g. ``probabilities >= threshold``), on the device of ``y_true``.
+
+    Returns:
+        dict[str, numpy.ndarray]: ``"F1"``, ``"precision"`` and ``"recall"``, each float64 of
+        shape ``predicted.shape[:-1]``.
+
+    Raises:
+        ValueError: if ``y_true`` is not 1-D with values in {0, 1}, ``predicted`` is not
+            boolean, or their last dimensions differ.
+    """
+    y = torch.as_tensor(y_true)
+    predicted = torch.as_tensor(predicted)
+    if y.ndim != 1:
+        raise ValueError(f"y_true must be 1-D, got shape {tuple(y.shape)}")
+    _losses.check_binary_targets(y, "y_true")
+    if predicted.dtype != torch.bool:
+        raise ValueError(f"predicted must be boolean decisions, got dtype {predicted.dtype}")
+    if predicted.ndim < 1 or predicted.shape[-1] != y.shape[0]:
+        raise ValueError(f"predicted must have shape (..., {y.shape[0]}) to match y_true, got "
+                         f"{tuple(predicted.shape)}")
+    y = y.bool().to(predicted.device)
+    true_positives = (predicted & y).sum(-1).double()
+    n_predicted = predicted.sum(-1).double()
+    n_positive = torch.full_like(true_positives, float(y.sum()))
+
+    def ratio(numerator, denominator):
+        return torch.where(denominator > 0, numerator / denominator.clamp(min=1), 0.0).cpu().numpy()
+
+    return {"F1": ratio(2 * true_positives, n_predicted + n_positive),
+            "precision": ratio(true_positives, n_predicted),
+            "recall": ratio(true_positives, n_positive)}
+
+
 def f1_at_thresholds(y_true, probabilities, thresholds) -> np.ndarray:
-    r"""Positive-class F1 of every model at every decision threshold (chapter 2).
+    r"""Positive-class F1 of every model at every decision threshold (chapters 2, 5).
 
     Model ``m`` predicts positive where ``probabilities[m] >= t``. With TP, FP and FN counted
     against ``y_true``,
@@ -123,7 +169,7 @@ def f1_at_thresholds(y_true, probabilities, thresholds) -> np.ndarray:
 
 
 def best_threshold(y_true, probabilities, thresholds) -> np.ndarray:
-    """For every model, the threshold of ``thresholds`` with the highest F1 (chapter 2).
+    """For every model, the threshold of ``thresholds`` with the highest F1 (chapters 2, 5).
 
     F1 as in :func:`f1_at_thresholds`; on ties the first of the tied thresholds in the order
     given. Tune it on a validation split and apply it to the test split.
@@ -144,13 +190,15 @@ def best_threshold(y_true, probabilities, thresholds) -> np.ndarray:
 
 
 def posthoc_adjusted_logits(logits, prior, tau: float = 1.0) -> torch.Tensor:
-    r"""Post-hoc logit adjustment of Menon et al. (2020) (chapter 3, eq. posthoc; chapter 4).
+    r"""Post-hoc logit adjustment of Menon et al. (2020) (chapter 3, eq. posthoc; chapters 4, 5).
 
     .. math:: \tilde s_i = s_i - \tau \log \pi_i, \qquad \hat y = \arg\max_i \tilde s_i
 
     Predict by ``argmax`` over the last axis. When ``softmax(s)`` estimates
     :math:`P(y\mid x)`, ``tau = 1`` gives :math:`\arg\max_i P(y=i\mid x)/\pi_i`, the rule that
-    minimises the balanced error; ``tau = 0`` returns the logits unchanged.
+    minimises the balanced error; ``tau = 0`` returns the logits unchanged. Chapter 5 shows
+    that it is the rule the logit-adjusted loss's population minimiser makes, and that
+    dividing the logits by a temperature :math:`T` first is the same as using ``tau * T``.
 
     Args:
         logits (Tensor): float scores :math:`s` of shape ``(..., C)`` (e.g. ``(L, S, N, C)``

@@ -136,7 +136,7 @@ def book_seeds(quick: int, full: int, scale: str | None = None) -> list[int]:
 
 
 def mlp(in_features: int, hidden: Sequence[int], num_outputs: int) -> nn.Sequential:
-    """A ReLU multilayer perceptron ``in_features -> hidden... -> num_outputs`` (chapters 1-4).
+    """A ReLU multilayer perceptron ``in_features -> hidden... -> num_outputs`` (chapters 1-5).
 
     Args:
         in_features (int): the size of one input sample.

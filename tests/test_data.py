@@ -149,3 +149,18 @@ def test_with_label_noise_replaces_the_requested_fraction():
         data.with_label_noise(labels, 1.2, 10)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
         data.with_label_noise(labels, 0.1, 5)
+
+
+def test_load_digits_split_is_stratified_standardised_and_checked():
+    split = data.load_digits_split()
+    assert split.x_train.dtype == torch.float32 and split.y_train.dtype == torch.int64
+    assert split.x_train.shape[1] == 64 and len(split.y_train) + len(split.y_test) == 1797
+    counts_train, counts_test = torch.bincount(split.y_train), torch.bincount(split.y_test)
+    assert (counts_train - counts_test).abs().max() <= 1  # stratified halves
+    mean, std = split.x_train.mean(0), split.x_train.std(0, unbiased=False)
+    assert mean.abs().max() < 1e-5  # standardised with the training part's statistics
+    assert ((std - 1).abs() < 1e-4).sum() + (std == 0).sum() == 64  # constant pixels stay 0
+    again = data.load_digits_split()
+    assert torch.equal(split.x_test, again.x_test) and torch.equal(split.y_test, again.y_test)
+    with pytest.raises(ValueError, match="test_size"):
+        data.load_digits_split(test_size=1.0)

@@ -159,3 +159,35 @@ def test_f1_metrics_reject_bad_input(y, probs, thresholds, message):
     for function in (metrics.f1_at_thresholds, metrics.best_threshold):
         with pytest.raises(ValueError, match=message):
             function(y, probs, thresholds)
+
+
+def test_binary_scores_are_sklearns_for_every_model():
+    from sklearn.metrics import precision_score, recall_score
+
+    g = torch.Generator().manual_seed(3)
+    y = (torch.rand(200, generator=g) < 0.1).double()
+    predicted = torch.rand(4, 3, 200, generator=g) < 0.2
+    predicted[0, 0] = False  # no predicted positive: precision and F1 have a zero denominator
+    got = metrics.binary_scores(y, predicted)
+    for i in range(4):
+        for j in range(3):
+            args = (y.numpy(), predicted[i, j].numpy())
+            assert got["F1"][i, j] == pytest.approx(f1_score(*args, zero_division=0), abs=1e-12)
+            assert got["precision"][i, j] == pytest.approx(
+                precision_score(*args, zero_division=0), abs=1e-12)
+            assert got["recall"][i, j] == pytest.approx(recall_score(*args, zero_division=0),
+                                                        abs=1e-12)
+    no_positives = metrics.binary_scores(torch.zeros(5), torch.zeros(2, 5, dtype=torch.bool))
+    assert (no_positives["F1"] == 0).all() and (no_positives["recall"] == 0).all()
+
+
+def test_binary_scores_reject_bad_inputs():
+    y = torch.tensor([0.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="predicted must be boolean"):
+        metrics.binary_scores(y, torch.tensor([0.2, 0.7, 0.9]))
+    with pytest.raises(ValueError, match=r"predicted must have shape \(\.\.\., 3\)"):
+        metrics.binary_scores(y, torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match="y_true"):
+        metrics.binary_scores(torch.tensor([0.0, 2.0, 1.0]), torch.ones(3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="y_true must be 1-D"):
+        metrics.binary_scores(torch.ones(2, 3), torch.ones(3, dtype=torch.bool))
