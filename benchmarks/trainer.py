@@ -1,30 +1,37 @@
-"""How fast is the batched trainer? Plain loop, batched, and batched with fused kernels.
+"""How fast is the batched trainer? Plain loop, generic (vmap) path and stacked-MLP path.
 
-    python benchmarks/trainer.py                       # CPU: the book's MLP, about 1.5 minutes
+    python benchmarks/trainer.py                       # CPU: the book's MLP, about 2 minutes
     python benchmarks/trainer.py --hidden 32 32        # a small MLP, where overhead dominates
     python benchmarks/trainer.py --device cuda --models 100 --n-max 3200 --epochs 60
 
 Trains the same models (one per seed: an MLP, by default chapters 3 and 4's 40-256-256-10,
-with cross-entropy on long-tailed MNIST-1D and Adam) in one process on one device, three ways:
+with cross-entropy on long-tailed MNIST-1D and Adam) in one process on one device, four ways:
 
 (a) ``plain``: ``lib.train.train_one``, one model after another (timed on the first
     ``--plain-models`` seeds; its time per model does not depend on how many there are);
-(b) ``batched``: ``lib.train.train_batched`` with the default (foreach) optimiser kernels;
-(c) ``batched+fused``: the same with PyTorch's fused optimiser kernel (``fused=True``), the
-    default of ``train_batched`` on CUDA.
+(b) ``vmap+fused``: ``lib.train.train_batched(..., stacked=False)``, the generic path
+    (``torch.func.vmap`` over ``functional_call``) with the fused Adam kernel, the trainer the
+    book used before the stacked path;
+(c) ``stacked+foreach``: ``train_batched``'s stacked-MLP path (``baddbmm`` on ``(M, out, in)``
+    weights, losses on all models' logits at once) with the foreach Adam kernels;
+(d) ``stacked+fused``: the same with the fused Adam kernel, ``train_batched``'s default.
 
-Speed. The run also times this device's matrix-multiply peak (a square float32 ``torch.mm`` of
-``--peak-size``) and reports every variant in GFLOP/s and as a fraction of that peak. Each
-variant and the peak are timed ``--repeats`` times, interleaved (peak, a, b, c, peak, a, ...),
-and the table shows the medians, so that a noisy neighbour slows every variant alike.
+Speed. The run also times two references: this device's matrix-multiply peak (a square float32
+``torch.mm`` of ``--peak-size``), and the ceiling of this very workload, the same-shape batched
+products (``torch.bmm``) that one training step of all models needs, forward and backward, with
+nothing else around them. Every variant is reported in GFLOP/s and as a fraction of both. Each
+variant and the references are timed ``--repeats`` times, interleaved (peak, ceiling, a, b, c,
+d, peak, ...), and the table shows the medians, so that a noisy neighbour slows every variant
+alike. The targets of issue 16 are printed with the table: for the 40-256-256-10 MLP, (d) at
+60% or more of the ``mm`` peak and 1.3 times (b) or faster; for 40-32-32-10, (d) 12 times the
+plain loop or faster.
 
 Equivalence. Variants that use the same optimiser kernel must train the same models: after one
-epoch, the largest logit difference on the test set between (a) and (b), and between the plain
-loop with fused kernels and (c), must stay below ``--tolerance`` (relative to the largest
-logit). This is the check that fails (exit status 1) when the batching is wrong. Fused and
-foreach kernels round differently, and over many steps any two float orderings drift apart;
-that drift, between (b) and (c) after the whole run, and its effect on test accuracy, is
-printed for information, not checked.
+epoch, the largest logit difference on the test set between the plain loop and each batched
+path must stay below ``--tolerance`` (relative to the largest logit). This is the check that
+fails (exit status 1) when the batching is wrong. Fused and foreach kernels round differently,
+and over many steps any two float orderings drift apart; that drift, between (c) and (d) after
+the whole run, and its effect on test accuracy, is printed for information, not checked.
 """
 
 from __future__ import annotations
@@ -64,6 +71,30 @@ def matmul_peak(device: torch.device, size: int) -> float:
     return 2 * size**3 / best / 1e9
 
 
+def bmm_ceiling(device: torch.device, models: int, batch: int, sizes: list[int],
+                steps: int = 20) -> float:
+    """GFLOP/s of the batched products of one training step of ``models`` stacked MLPs.
+
+    For each layer ``a -> b``: the forward ``(M, B, a) @ (M, a, b)``, the input gradient
+    ``(M, B, b) @ (M, b, a)`` and the weight gradient ``(M, a, B) @ (M, B, b)``, timed alone,
+    the best of five runs of ``steps`` steps: the ceiling no trainer of this workload can pass.
+    """
+    layers = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        h, g = (torch.randn(models, batch, k, device=device) for k in (a, b))
+        w = torch.randn(models, a, b, device=device)
+        layers.append((h, g, w))
+
+    def step():
+        for h, g, w in layers:
+            torch.bmm(h, w), torch.bmm(g, w.transpose(1, 2)), torch.bmm(h.transpose(1, 2), g)
+
+    step()  # warm up
+    best = min(timed(device, lambda: [step() for _ in range(steps)])[0] for _ in range(5))
+    flops = 6 * batch * models * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return flops * steps / best / 1e9
+
+
 def relative_logit_difference(logits_a: torch.Tensor, logits_b: torch.Tensor) -> float:
     return float((logits_a - logits_b).abs().max() / logits_a.abs().max())
 
@@ -84,21 +115,24 @@ def run(args) -> dict:
                                    fused=fused) for fused in (False, True)}
     ce = {"cross-entropy": F.cross_entropy}
     print(f"device {report.device_name(device)}, torch {torch.__version__}, CPU capability "
-          f"{torch.backends.cpu.get_cpu_capability()}: {args.models} models (MLP "
-          f"{'-'.join(map(str, sizes))}), {len(y)} samples, {args.epochs} epochs, batch "
-          f"{args.batch_size}, median of {args.repeats} interleaved repeats")
+          f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads: "
+          f"{args.models} models (MLP {'-'.join(map(str, sizes))}), {len(y)} samples, "
+          f"{args.epochs} epochs, batch {args.batch_size}, median of {args.repeats} interleaved "
+          f"repeats")
 
     def plain():
         for seed in seeds[: args.plain_models]:
             train.train_one(make_model, F.cross_entropy, x, y, seed, recipes[False],
                             device=device)
 
-    def batched(fused):
+    def batched(fused, stacked):
         return lambda: train.train_batched(make_model, ce, x, y, seeds, recipes[fused],
-                                           device=device, progress=False)
+                                           device=device, progress=False, stacked=stacked)
 
-    variants = {"plain": (plain, args.plain_models), "batched": (batched(False), args.models),
-                "batched+fused": (batched(True), args.models)}
+    variants = {"plain": (plain, args.plain_models),
+                "vmap+fused": (batched(True, False), args.models),
+                "stacked+foreach": (batched(False, None), args.models),
+                "stacked+fused": (batched(True, None), args.models)}
 
     # warm up every code path once (allocators, thread pools, CUDA context, kernel caches), so
     # that one-off start-up costs do not count against whichever variant runs first
@@ -107,41 +141,61 @@ def run(args) -> dict:
     train.train_one(make_model, F.cross_entropy, x[:512], y[:512], 0, one_epoch[False],
                     device=device)
     for fused in (False, True):
-        train.train_batched(make_model, ce, x[:512], y[:512], [0, 1], one_epoch[fused],
-                            device=device, progress=False)
+        for stacked in (False, None):
+            train.train_batched(make_model, ce, x[:512], y[:512], [0, 1], one_epoch[fused],
+                                device=device, progress=False, stacked=stacked)
 
-    times: dict[str, list[float]] = {"peak": [], **{name: [] for name in variants}}
+    times: dict[str, list[float]] = {"peak": [], "ceiling": [], **{name: [] for name in variants}}
     ensembles = {}
     for _ in range(args.repeats):
         times["peak"].append(matmul_peak(device, args.peak_size))
+        times["ceiling"].append(bmm_ceiling(device, args.models, args.batch_size, sizes))
         for name, (fn, models) in variants.items():
             seconds, result = timed(device, fn)
             times[name].append(seconds / models)
             if result is not None:
                 ensembles[name] = result
     peak = statistics.median(times["peak"])
+    ceiling = statistics.median(times["ceiling"])
     per_model = {name: statistics.median(times[name]) for name in variants}
 
     samples = len(y) * args.epochs
     print(f"\nmatrix-multiply peak ({args.peak_size} x {args.peak_size} float32 mm): "
-          f"{peak:.0f} GFLOP/s\n")
-    print(f"{'variant':15s} {'s per model':>12s} {'speed-up':>9s} {'samples/s':>12s} "
-          f"{'GFLOP/s':>8s} {'of peak':>8s}")
+          f"{peak:.0f} GFLOP/s; this workload's batched products alone (same-shape bmm, "
+          f"forward and backward): {ceiling:.0f} GFLOP/s ({ceiling / peak:.0%} of peak)\n")
+    print(f"{'variant':16s} {'s per model':>12s} {'speed-up':>9s} {'samples/s':>12s} "
+          f"{'GFLOP/s':>8s} {'of peak':>8s} {'of bmm':>7s}")
     rows = {}
     for name, seconds in per_model.items():
         gflops = samples / seconds * flops_per_sample / 1e9
         rows[name] = {"seconds_per_model": seconds, "speedup": per_model["plain"] / seconds,
-                      "gflops": gflops, "fraction_of_peak": gflops / peak}
-        print(f"{name:15s} {seconds:12.4f} {per_model['plain'] / seconds:8.1f}x "
-              f"{samples / seconds:12.0f} {gflops:8.1f} {gflops / peak:8.0%}")
+                      "gflops": gflops, "fraction_of_peak": gflops / peak,
+                      "fraction_of_ceiling": gflops / ceiling}
+        print(f"{name:16s} {seconds:12.4f} {per_model['plain'] / seconds:8.1f}x "
+              f"{samples / seconds:12.0f} {gflops:8.1f} {gflops / peak:8.0%} "
+              f"{gflops / ceiling:7.0%}")
+    rows["stacked+fused"]["over_vmap"] = (per_model["vmap+fused"] / per_model["stacked+fused"])
+    print(f"\nstacked+fused is {rows['stacked+fused']['over_vmap']:.2f}x vmap+fused")
+    if args.hidden == [256, 256]:
+        targets = {"stacked+fused >= 60% of the mm peak":
+                   rows["stacked+fused"]["fraction_of_peak"] >= 0.6,
+                   "stacked+fused >= 1.3x vmap+fused": rows["stacked+fused"]["over_vmap"] >= 1.3}
+    elif args.hidden == [32, 32]:
+        targets = {"stacked+fused >= 12x the plain loop": rows["stacked+fused"]["speedup"] >= 12}
+    else:
+        targets = {}
+    for target, met in targets.items():
+        print(f"target (issue 16) {target}: {'met' if met else 'MISSED'}")
 
     # equivalence after one epoch, between variants with the same optimiser kernels
     checked = seeds[: min(2, len(seeds))]
     x_test = split.x_test
     differences = {}
-    for label, fused in (("plain vs batched", False), ("plain+fused vs batched+fused", True)):
+    for label, fused, stacked in (("plain vs vmap", False, False),
+                                  ("plain vs stacked", False, None),
+                                  ("plain+fused vs stacked+fused", True, None)):
         ensemble = train.train_batched(make_model, ce, x, y, checked, one_epoch[fused],
-                                       device=device, progress=False)
+                                       device=device, progress=False, stacked=stacked)
         together = ensemble.logits(x_test)[0]
         differences[label] = max(
             relative_logit_difference(
@@ -155,17 +209,18 @@ def run(args) -> dict:
         print(f"  {label:30s} {difference:.1e}")
 
     # for information: fused vs foreach kernels after the whole run
-    foreach, fused = ensembles["batched"], ensembles["batched+fused"]
+    foreach, fused = ensembles["stacked+foreach"], ensembles["stacked+fused"]
     drift = max(float((foreach.params[k] - fused.params[k]).abs().max()) for k in foreach.params)
     accuracy = {name: (e.logits(x_test).argmax(-1) == split.y_test).double().mean(-1)[0]
                 for name, e in (("foreach", foreach), ("fused", fused))}
     gap = accuracy["fused"] - accuracy["foreach"]
     print(f"\nfor information, fused vs foreach kernels after {args.epochs} epochs: largest "
-          f"parameter difference {drift:.1e}; balanced test accuracy "
+          f"parameter difference {drift:.1e}; test accuracy "
           f"{report.mean_std(accuracy['foreach'])} (foreach) and "
           f"{report.mean_std(accuracy['fused'])} (fused), paired difference "
           f"{report.mean_std(gap, 4)}")
-    return {"peak_gflops": peak, "rows": rows, "differences": differences,
+    return {"peak_gflops": peak, "ceiling_gflops": ceiling, "rows": rows,
+            "targets": targets, "differences": differences,
             "fused_drift": drift, "fused_accuracy_gap": float(gap.mean())}
 
 

@@ -19,6 +19,12 @@ CPU prior works with CUDA logits.
 cross-entropies), so logits of +-1e4 give finite losses and gradients, and all of them run under
 ``torch.func.vmap``, which is how :mod:`lib.train` trains many seeds at once.
 
+**Many models at once.** Inside :func:`over_models`, every loss of this module takes one
+leading model dimension: logits ``(M, N)`` (binary) or ``(M, N, C)``, targets ``(M, N)``, and
+returns the ``M`` batch means, shape ``(M,)``, each exactly the loss of one model's batch.
+:func:`lib.train.train_batched` uses it to evaluate the losses of all its stacked models in one
+call instead of one ``vmap``-ed call per model.
+
 **Checks.** Bad input raises ``ValueError`` naming the argument and what was expected. Scalar
 arguments go through :func:`check_number`, whose message reads e.g. ``"tau must be a finite
 Python number in [0, inf), got -1"``. Shape checks always run. The *value* checks (targets in
@@ -53,6 +59,7 @@ __all__ = [
     "focal_loss",
     "ldam_loss",
     "skip_value_checks",
+    "over_models",
     "check_number",
     "check_binary_targets",
     "check_class_targets",
@@ -64,6 +71,53 @@ __all__ = [
 _VALUE_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "lib.losses value checks", default=True
 )
+
+
+# Whether the losses take a leading model dimension (see the module docstring), per context.
+_OVER_MODELS: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "lib.losses over models", default=False
+)
+
+
+@contextlib.contextmanager
+def over_models() -> Iterator[None]:
+    """Let every loss of this module take a leading model dimension, in the current context.
+
+    Inside it, a loss takes logits ``(M, N)`` (binary) or ``(M, N, C)`` (multi-class) and
+    targets ``(M, N)``, treats row ``m`` as model ``m``'s batch, and returns the ``M`` batch
+    means, shape ``(M,)``: the same values as ``torch.func.vmap(loss)(logits, targets)``,
+    without ``vmap``'s per-operation dispatch. Batch-level quantities (the smooth F1 of
+    :func:`f1_weighted_bce`) are computed per model. :func:`lib.train.train_batched` enters it
+    on its stacked-MLP path (issue 16). Like :func:`skip_value_checks`, it is a
+    :class:`contextvars.ContextVar`: it holds for the context that enters it only, nests, and
+    is restored on exit.
+
+    Example:
+        ``with over_models(): per_model = focal_loss(logits_mnc, targets_mn)  # shape (M,)``
+    """
+    token = _OVER_MODELS.set(True)
+    try:
+        yield
+    finally:
+        _OVER_MODELS.reset(token)
+
+
+def _lead() -> int:
+    """The number of leading model dimensions the losses take now: 0, or 1 in over_models()."""
+    return 1 if _OVER_MODELS.get() else 0
+
+
+def _cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """PyTorch's cross-entropy per sample, for logits ``(N, C)`` or ``(M, N, C)``.
+
+    With a model dimension it uses PyTorch's K-dimensional form, classes in dimension 1
+    (``(M, C, N)``, a transposed view): the stacked trainer's logits are stored that way, and
+    there the softmax runs across contiguous samples, several times faster than along a short
+    class dimension.
+    """
+    if logits.ndim == 3:
+        return F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+    return F.cross_entropy(logits, targets, reduction="none")
 
 
 # --- checks -------------------------------------------------------------------------------
@@ -195,9 +249,10 @@ def _binary_inputs(logits: Tensor, targets: Tensor) -> Tensor:
     """Check a binary (logits, targets) pair and return the targets in the logits' dtype."""
     if not isinstance(logits, Tensor) or not logits.is_floating_point():
         raise ValueError("logits must be a floating-point tensor")
-    if logits.ndim != 1:
+    if logits.ndim != 1 + _lead():
+        shape = "(M, N)" if _lead() else "(N,)"
         raise ValueError(
-            f"logits must have shape (N,) for a binary loss, got shape {tuple(logits.shape)}"
+            f"logits must have shape {shape} for a binary loss, got shape {tuple(logits.shape)}"
         )
     if not isinstance(targets, Tensor) or targets.shape != logits.shape:
         shape = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
@@ -214,17 +269,18 @@ def _multiclass_inputs(logits: Tensor, targets: Tensor) -> None:
     """Check a multi-class (logits, targets) pair."""
     if not isinstance(logits, Tensor) or not logits.is_floating_point():
         raise ValueError("logits must be a floating-point tensor")
-    if logits.ndim != 2:
+    if logits.ndim != 2 + _lead():
+        shape = "(M, N, C)" if _lead() else "(N, C)"
         raise ValueError(
-            f"logits must have shape (N, C) for a multi-class loss, got {tuple(logits.shape)}"
+            f"logits must have shape {shape} for a multi-class loss, got {tuple(logits.shape)}"
         )
-    if not isinstance(targets, Tensor) or targets.shape != logits.shape[:1]:
+    if not isinstance(targets, Tensor) or targets.shape != logits.shape[:-1]:
         shape = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
-        raise ValueError(f"targets must have shape ({logits.shape[0]},), got {shape}")
+        raise ValueError(f"targets must have shape {tuple(logits.shape[:-1])}, got {shape}")
     if targets.dtype != torch.int64:
         raise ValueError(f"targets must be int64 class indices, got dtype {targets.dtype}")
     if _VALUE_CHECKS.get():
-        check_class_targets(targets, logits.shape[1])
+        check_class_targets(targets, logits.shape[-1])
 
 
 def _class_vector(values, num_classes: int, name: str, like: Tensor) -> Tensor:
@@ -236,13 +292,18 @@ def _class_vector(values, num_classes: int, name: str, like: Tensor) -> Tensor:
     return values.to(device=like.device, dtype=like.dtype)
 
 
+def _is_binary(logits) -> bool:
+    """Whether ``logits`` are a binary model's: ``(N,)``, or ``(M, N)`` in over_models()."""
+    return isinstance(logits, Tensor) and logits.ndim == 1 + _lead()
+
+
 def _log_p_true(logits: Tensor, targets: Tensor) -> Tensor:
     """Checked log-probability of the true label per sample, binary or multi-class."""
-    if isinstance(logits, Tensor) and logits.ndim == 1:
+    if _is_binary(logits):
         y = _binary_inputs(logits, targets)
         return -F.binary_cross_entropy_with_logits(logits, y, reduction="none")
     _multiclass_inputs(logits, targets)
-    return F.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return -_cross_entropy(logits, targets)
 
 
 # --- chapter 1: smooth accuracy ------------------------------------------------------------
@@ -269,7 +330,7 @@ def smooth_accuracy(logits: Tensor, targets: Tensor) -> Tensor:
     Raises:
         ValueError: on a shape mismatch, non-float logits, or (value checks) bad targets.
     """
-    return _log_p_true(logits, targets).exp().mean()
+    return _log_p_true(logits, targets).exp().mean(-1)
 
 
 def smooth_accuracy_loss(logits: Tensor, targets: Tensor) -> Tensor:
@@ -321,18 +382,19 @@ def generalized_cross_entropy(logits: Tensor, targets: Tensor, q: float) -> Tens
     q = check_number(q, "q", 0.0, 1.0)
     log_p_true = _log_p_true(logits, targets)
     if q == 0:
-        return -log_p_true.mean()
+        return -log_p_true.mean(-1)
     # (1 - p^q) / q = -expm1(q log p) / q, accurate for small q
-    return (-torch.expm1(q * log_p_true) / q).mean()
+    return (-torch.expm1(q * log_p_true) / q).mean(-1)
 
 
 # --- chapter 2: smooth F1 ------------------------------------------------------------------
 
 
 def _f1(logits: Tensor, y: Tensor) -> Tensor:
+    """Smooth F1 of each batch (the last dimension), shape ``logits.shape[:-1]``."""
     p = torch.sigmoid(logits)
-    denominator = (y + p).sum()
-    return 2 * (y * p).sum() / denominator.clamp_min(torch.finfo(p.dtype).tiny)
+    denominator = (y + p).sum(-1)
+    return 2 * (y * p).sum(-1) / denominator.clamp_min(torch.finfo(p.dtype).tiny)
 
 
 def smooth_f1(logits: Tensor, targets: Tensor) -> Tensor:
@@ -405,9 +467,9 @@ def f1_weighted_bce(logits: Tensor, targets: Tensor) -> Tensor:
         ValueError: on a shape mismatch, non-float logits, or (value checks) bad targets.
     """
     y = _binary_inputs(logits, targets)
-    f1 = _f1(logits, y).detach()
+    f1 = _f1(logits, y).detach().unsqueeze(-1)
     weight = y * (1 - f1 / 2) + (1 - y) * (f1 / 2)
-    return F.binary_cross_entropy_with_logits(logits, y, weight=weight)
+    return (weight * F.binary_cross_entropy_with_logits(logits, y, reduction="none")).mean(-1)
 
 
 def class_weighted_bce(
@@ -444,7 +506,7 @@ def class_weighted_bce(
     negative_weight = check_number(negative_weight, "negative_weight")
     y = _binary_inputs(logits, targets)
     weight = negative_weight + (positive_weight - negative_weight) * y
-    return F.binary_cross_entropy_with_logits(logits, y, weight=weight)
+    return (weight * F.binary_cross_entropy_with_logits(logits, y, reduction="none")).mean(-1)
 
 
 # --- chapter 3: logit adjustment -----------------------------------------------------------
@@ -481,16 +543,16 @@ def logit_adjusted_cross_entropy(
     """
     _multiclass_inputs(logits, targets)
     if not isinstance(prior, Tensor):
-        raise ValueError(f"prior must be a tensor of shape ({logits.shape[1]},)")
-    if prior.shape != logits.shape[1:]:
+        raise ValueError(f"prior must be a tensor of shape ({logits.shape[-1]},)")
+    if prior.shape != logits.shape[-1:]:
         raise ValueError(
-            f"prior must have shape ({logits.shape[1]},) to match logits "
+            f"prior must have shape ({logits.shape[-1]},) to match logits "
             f"{tuple(logits.shape)}, got {tuple(prior.shape)}"
         )
     tau = check_number(tau, "tau")
     if _VALUE_CHECKS.get():
         check_prior(prior)
-    return F.cross_entropy(logits + tau * torch.log(prior.to(logits)), targets)
+    return _cross_entropy(logits + tau * torch.log(prior.to(logits)), targets).mean(-1)
 
 
 # --- chapter 4: reweighting ----------------------------------------------------------------
@@ -519,10 +581,10 @@ def class_weighted_cross_entropy(logits: Tensor, targets: Tensor, weights) -> Te
         ValueError: on a shape mismatch, or (value checks) bad targets or a negative weight.
     """
     _multiclass_inputs(logits, targets)
-    w = _class_vector(weights, logits.shape[1], "weights", logits)
+    w = _class_vector(weights, logits.shape[-1], "weights", logits)
     if _VALUE_CHECKS.get() and not bool((w >= 0).all()):
         raise ValueError("weights must be non-negative")
-    return (w[targets] * F.cross_entropy(logits, targets, reduction="none")).mean()
+    return (w[targets] * _cross_entropy(logits, targets)).mean(-1)
 
 
 def class_balanced_weights(counts, beta: float) -> Tensor:
@@ -593,7 +655,7 @@ def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alpha=None) 
             targets.
     """
     gamma = check_number(gamma, "gamma")
-    if isinstance(logits, Tensor) and logits.ndim == 1:
+    if _is_binary(logits):
         y = _binary_inputs(logits, targets)
         ce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")  # -log p_t
         weight = None
@@ -602,15 +664,15 @@ def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alpha=None) 
             weight = alpha * y + (1 - alpha) * (1 - y)
     else:
         _multiclass_inputs(logits, targets)
-        ce = F.cross_entropy(logits, targets, reduction="none")
+        ce = _cross_entropy(logits, targets)
         weight = None
         if alpha is not None:
-            weight = _class_vector(alpha, logits.shape[1], "alpha", logits)[targets]
+            weight = _class_vector(alpha, logits.shape[-1], "alpha", logits)[targets]
     # 1 - p_t = -expm1(-ce), accurate when p_t is close to 1; kept above 0 so that its power
     # has a finite gradient for gamma < 1
     one_minus_p = (-torch.expm1(-ce)).clamp_min(torch.finfo(ce.dtype).tiny)
     loss = one_minus_p**gamma * ce
-    return (loss if weight is None else weight * loss).mean()
+    return (loss if weight is None else weight * loss).mean(-1)
 
 
 def ldam_loss(logits: Tensor, targets: Tensor, counts, max_margin: float = 0.5,
@@ -644,11 +706,11 @@ def ldam_loss(logits: Tensor, targets: Tensor, counts, max_margin: float = 0.5,
             targets or counts.
     """
     _multiclass_inputs(logits, targets)
-    counts = _class_vector(counts, logits.shape[1], "counts", logits)
+    counts = _class_vector(counts, logits.shape[-1], "counts", logits)
     if _VALUE_CHECKS.get() and not bool((counts > 0).all()):
         raise ValueError("counts must be positive")
     max_margin = check_number(max_margin, "max_margin")
     scale = check_number(scale, "scale", low_open=True)
     margins = max_margin * (counts.min() / counts) ** 0.25
-    shifted = logits - F.one_hot(targets, logits.shape[1]).to(logits.dtype) * margins
-    return F.cross_entropy(scale * shifted, targets)
+    shifted = logits - F.one_hot(targets, logits.shape[-1]).to(logits.dtype) * margins
+    return _cross_entropy(scale * shifted, targets).mean(-1)

@@ -3,12 +3,20 @@
 The book trains every seed of every loss it compares (DESIGN.md section 5), and small models
 trained one at a time use a CPU's cores, and a GPU, poorly. :func:`train_batched` therefore
 stacks the parameters of all models into one set of tensors with
-``torch.func.stack_module_state``, runs them with ``torch.func.vmap`` over
-``torch.func.functional_call``, and steps one ordinary PyTorch optimiser on the stacked
+``torch.func.stack_module_state`` and steps one ordinary PyTorch optimiser on the stacked
 tensors. Because the summed loss of independent models has, for each model, exactly that
 model's gradient, and Adam and SGD update every parameter entry independently, this is the
 same computation as the plain per-model loop :func:`train_one` (which the tests check), only
-batched.
+batched. It runs the stacked models one of two ways:
+
+- **stacked MLP** (every model of the book, :func:`mlp`; any ``nn.Sequential`` of ``Linear``
+  and ``ReLU`` with an optional final ``Flatten`` of a single output, or one ``nn.Linear``):
+  each layer of all ``M`` models is one batched matrix product, ``torch.baddbmm`` of the
+  ``(M, B, in)`` activations with the ``(M, out, in)`` stacked weights, and the losses take
+  the ``(M, B, ...)`` logits directly (:func:`lib.losses.over_models`);
+- **generic** (any other model): ``torch.func.vmap`` over ``torch.func.functional_call``.
+
+Both train the same models (``tests/test_train.py``); ``benchmarks/trainer.py`` measures both.
 
 Three rules keep the chapters free of device code:
 
@@ -36,6 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm import tqdm
@@ -277,6 +286,161 @@ def _check_recipe(recipe) -> Recipe:
     return recipe
 
 
+def _check_finite(x: Tensor) -> None:
+    """Reject inputs with NaN or infinity, which would train silently to NaN models."""
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        nan, inf = int(torch.isnan(x).sum()), int(torch.isinf(x).sum())
+        raise ValueError(f"x must be finite: it holds {nan} NaN and {inf} infinite values "
+                         f"(of {x.numel()})")
+
+
+def _check_epoch_loss(epoch_loss: Tensor, epoch: int, loss_names: Sequence[str],
+                      seeds: Sequence[int]) -> None:
+    """Stop training when a model's mean training loss of the epoch is NaN or infinite.
+
+    One check per epoch on the accumulated losses ``(L, S)``, read on the CPU: no per-step
+    synchronisation.
+    """
+    epoch_loss = epoch_loss.cpu()
+    bad = ~torch.isfinite(epoch_loss)
+    if bool(bad.any()):
+        k, s = (int(i) for i in bad.nonzero()[0])
+        raise FloatingPointError(
+            f"the training loss {loss_names[k]!r} became {float(epoch_loss[k, s])} in epoch "
+            f"{epoch} for seed {seeds[s]} ({int(bad.sum())} of {bad.numel()} models are "
+            f"non-finite): lower the learning rate, or check the loss and the data")
+
+
+# --- the stacked-MLP path of train_batched -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One step of a stacked MLP: ``"linear"`` (with its parameter names), ``"relu"`` or
+    ``"squeeze"`` (the final ``Flatten`` of a single-output model)."""
+
+    kind: str
+    weight: str = ""
+    bias: str | None = None
+
+
+def _stacked_plan(template: nn.Module, sample_shape: tuple) -> list[_Layer] | None:
+    """The layers of ``template`` for the stacked-MLP path, or ``None`` for the generic path.
+
+    Accepted: one ``nn.Linear``, or an ``nn.Sequential`` of ``nn.Linear`` and ``nn.ReLU``
+    whose last module may be ``nn.Flatten(start_dim=-2)`` after a ``Linear`` with one output
+    (the binary form of :func:`mlp`), on samples of shape ``(in_features,)``, with no buffers.
+    Subclasses do not count: their ``forward`` may differ.
+    """
+    if len(sample_shape) != 1 or any(True for _ in template.buffers()):
+        return None
+    if type(template) is nn.Linear:
+        modules = [("", template)]
+    elif type(template) is nn.Sequential:
+        modules = list(template.named_children())
+    else:
+        return None
+    plan: list[_Layer] = []
+    for i, (name, module) in enumerate(modules):
+        prefix = f"{name}." if name else ""
+        if type(module) is nn.Linear:
+            plan.append(_Layer("linear", prefix + "weight",
+                               None if module.bias is None else prefix + "bias"))
+        elif type(module) is nn.ReLU:
+            plan.append(_Layer("relu"))
+        elif (type(module) is nn.Flatten and i == len(modules) - 1 and i > 0
+              and (module.start_dim, module.end_dim) == (-2, -1)
+              and type(modules[i - 1][1]) is nn.Linear and modules[i - 1][1].out_features == 1):
+            plan.append(_Layer("squeeze"))
+        else:
+            return None
+    return plan if any(layer.kind == "linear" for layer in plan) else None
+
+
+def _stacked_forward(plan: list[_Layer], params: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """The logits of ``M`` stacked MLPs: ``x`` of shape ``(M, B, in)``, model ``m`` on ``x[m]``.
+
+    The activations flow as columns, ``(M, features, B)``: each ``Linear`` is one ``baddbmm``
+    of the stacked weights ``(M, out, in)`` with them, plus the biases ``(M, out)``. In this
+    layout the weight gradient comes out in the weights' own layout, so autograd accumulates it
+    without a copy (rows, ``(M, B, in) @ (M, in, out)``, cost 13% of a step in copies). Each
+    ``ReLU`` after a ``Linear`` runs in place (``baddbmm``'s backward does not need its output).
+
+    Returns:
+        Tensor: ``(M, B, out)``, or ``(M, B)`` for single-output models ending in ``Flatten``.
+    """
+    h = x.transpose(1, 2)  # (M, in, B), a view
+    is_input, squeeze = True, False
+    for layer in plan:
+        if layer.kind == "linear":
+            weight = params[layer.weight]
+            h = (torch.bmm(weight, h) if layer.bias is None
+                 else torch.baddbmm(params[layer.bias].unsqueeze(2), weight, h))
+            is_input = False
+        elif layer.kind == "relu":
+            h = torch.relu(h) if is_input else torch.relu_(h)
+        else:
+            squeeze = True
+    h = h.transpose(1, 2)
+    return h.squeeze(-1) if squeeze else h
+
+
+def _in_order(t: Tensor, orders: Tensor, per_seed: bool) -> Tensor:
+    """Seed ``s``'s samples in the order ``orders[s]``: ``(S, n, ...)`` from ``t`` of shape
+    ``(n, ...)`` (shared) or ``(S, n, ...)`` (per seed). One ``index_select``, measured twice as
+    fast as advanced indexing for the book's data."""
+    if per_seed:  # the rows of the flattened (S * n, ...) tensor
+        orders = orders + torch.arange(0, t.shape[0] * t.shape[1], t.shape[1],
+                                       device=orders.device)[:, None]
+        t = t.flatten(0, 1)
+    return t.index_select(0, orders.flatten()).unflatten(0, orders.shape)
+
+
+def _cross_entropy_over_models(logits: Tensor, targets: Tensor) -> Tensor:
+    return _losses._cross_entropy(logits, targets).mean(-1)
+
+
+def _bce_over_models(logits: Tensor, targets: Tensor) -> Tensor:
+    return F.binary_cross_entropy_with_logits(logits, targets.to(logits.dtype),
+                                              reduction="none").mean(-1)
+
+
+# PyTorch's own losses read a leading dimension as part of their batch; their per-model forms
+_OVER_MODELS_FORMS = ((F.cross_entropy, _cross_entropy_over_models),
+                      (F.binary_cross_entropy_with_logits, _bce_over_models))
+
+
+def _loss_over_models(loss_fn: LossFn, logits: Tensor, targets: Tensor) -> LossFn:
+    """``loss_fn`` for ``S`` models' batches at once, ``(S, B, ...) -> (S,)``: the fastest form
+    that gives ``vmap(loss_fn)``'s values on this first batch.
+
+    The direct form, ``loss_fn`` called inside :func:`lib.losses.over_models` (or the
+    per-model form of a PyTorch loss), serves every loss of :mod:`lib.losses` and anything
+    built from them; a loss it does not give the same values for (one that mixes models, or
+    raises on the extra dimension) keeps ``vmap``, as on the generic path.
+    """
+    per_model = vmap(loss_fn)
+    with torch.no_grad():
+        reference = per_model(logits, targets)
+        direct = next((form for known, form in _OVER_MODELS_FORMS if loss_fn is known), loss_fn)
+        try:
+            with _losses.over_models():
+                values = direct(logits, targets)
+        except Exception:  # noqa: BLE001 - a loss that cannot take the model dimension: vmap
+            return per_model
+    if not (isinstance(values, Tensor) and values.shape == reference.shape
+            and torch.allclose(values.cpu(), reference.cpu(), rtol=1e-4, atol=1e-6)):
+        return per_model
+    if direct is not loss_fn:  # PyTorch's loss in its per-model form: no context needed
+        return direct
+
+    def over_models(logits: Tensor, targets: Tensor) -> Tensor:
+        with _losses.over_models():
+            return direct(logits, targets)
+
+    return over_models
+
+
 def train_one(
     make_model: Callable[[], nn.Module],
     loss_fn: LossFn,
@@ -308,7 +472,8 @@ def train_one(
         nn.Module: the trained model, on ``device``.
 
     Raises:
-        ValueError: for mismatched shapes, invalid labels or a bad recipe.
+        ValueError: for mismatched shapes, invalid labels, non-finite inputs or a bad recipe.
+        FloatingPointError: when the mean training loss of an epoch is NaN or infinite.
     """
     seed = _check_seeds([seed])[0]
     recipe = _check_recipe(recipe)
@@ -318,12 +483,14 @@ def train_one(
     device = torch.device(device) if device is not None else default_device()
     model = _seeded_model(make_model, seed)
     _check_labels(y, _num_outputs(copy.deepcopy(model).to("meta"), tuple(x.shape[1:]), x.dtype))
+    _check_finite(x)
     model = model.to(device)
     x, y = x.to(device), y.to(device)
     opt = recipe.optimizer_for(list(model.parameters()), device)
     order = torch.Generator().manual_seed(seed)
-    for _ in range(recipe.epochs):
+    for epoch in range(1, recipe.epochs + 1):
         permutation = _epoch_order(order, len(x)).to(device)
+        total = torch.zeros((), device=device)
         for start in range(0, len(x), recipe.batch_size):
             batch = permutation[start : start + recipe.batch_size]
             with _losses.skip_value_checks():  # the labels were checked above
@@ -331,6 +498,8 @@ def train_one(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            total += loss.detach() * len(batch)
+        _check_epoch_loss((total / len(x)).reshape(1, 1), epoch, ["loss_fn"], [seed])
     return model
 
 
@@ -350,6 +519,9 @@ class Ensemble:
         history (dict[str, Tensor]): ``history["loss"]``, the mean training loss of every
             model in every epoch, shape ``(epochs, L, S)``, on the CPU.
         seconds (float): the wall time of the training loop.
+        plan (list or None): the layers of the stacked-MLP path, which then also computes
+            :meth:`logits`; ``None`` on the generic (``vmap``) path. Left out, it is found from
+            ``model``, so an ``Ensemble`` built by hand from part of another runs as fast.
     """
 
     model: nn.Module
@@ -360,6 +532,16 @@ class Ensemble:
     sample_shape: tuple
     history: dict[str, Tensor] = field(default_factory=dict)
     seconds: float = 0.0
+    plan: list[_Layer] | None = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.plan is None:
+            self.plan = _stacked_plan(self.model, self.sample_shape)
+
+    @property
+    def stacked(self) -> bool:
+        """Whether the models run as stacked MLPs (``baddbmm``) rather than through ``vmap``."""
+        return self.plan is not None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -381,10 +563,14 @@ class Ensemble:
     def _forward_all(self, params, buffers, x, per_model: bool) -> Tensor:
         """Logits ``(L * S, B, ...)``; ``x`` is ``(B, ...)`` for every model or ``(L * S, B, ...)``.
 
-        One ``vmap`` level over all models: measured faster on the CPU than an outer ``vmap``
-        over losses that shares each seed's minibatch without copying it (see the benchmark's
-        notes in README.md).
+        Stacked MLPs run :func:`_stacked_forward` (shared inputs are expanded without a copy);
+        any other model one ``vmap`` level over all models, measured faster on the CPU than an
+        outer ``vmap`` over losses that shares each seed's minibatch without copying it.
         """
+        if self.plan is not None:
+            if not per_model:
+                x = x.expand(len(self.loss_names) * len(self.seeds), *x.shape)
+            return _stacked_forward(self.plan, params, x)
         return vmap(self._forward, in_dims=(0, 0, 0 if per_model else None))(params, buffers, x)
 
     def logits(self, x: Tensor, batch_size: int | None = None) -> Tensor:
@@ -469,6 +655,7 @@ def train_batched(
     device: torch.device | str | None = None,
     callback: Callable[[int, Ensemble], None] | None = None,
     progress: bool = True,
+    stacked: bool | None = None,
 ) -> Ensemble:
     """Train ``len(losses) * len(seeds)`` models of one architecture in a single batched loop.
 
@@ -477,12 +664,20 @@ def train_batched(
     as :func:`train_one` with the same arguments would train it on seed ``s``'s data, so the
     losses are compared on paired seeds. One optimiser steps the stacked parameters.
 
+    The book's MLPs (:func:`mlp`) train on the stacked-MLP path (see the module docstring):
+    every layer of every model in one ``baddbmm``, each seed's epoch of data gathered once in
+    its order and sliced per step, and the losses evaluated on the ``(S, B, ...)`` logits of
+    all seeds at once where they take a leading model dimension (:func:`lib.losses.over_models`;
+    decided per loss on the first batch by comparing with ``vmap``). Other models take the
+    generic ``vmap`` path. Both give the same models as :func:`train_one`.
+
     Args:
         make_model (callable): builds one model; it must be deterministic (no dropout).
         losses (Mapping[str, callable]): name -> ``(logits, targets) -> scalar`` (the batch
-            mean), as in :mod:`lib.losses`. They run under ``torch.func.vmap`` (one model's
-            batch at a time) inside :func:`lib.losses.skip_value_checks`, so they must not
-            branch on tensor values; the labels are validated once up front instead.
+            mean), as in :mod:`lib.losses`. They run inside
+            :func:`lib.losses.skip_value_checks`, either on all seeds' batches at once (see
+            above) or under ``torch.func.vmap`` (one model's batch at a time), so they must
+            not branch on tensor values; the labels are validated once up front instead.
         x (Tensor): inputs on any device: ``(N, ...)``, one training set for every seed, or
             ``(S, N, ...)``, seed ``s``'s own set in ``x[s]``.
         y (Tensor): targets matching ``x``: ``(N,)`` or ``(S, N)``; float in {0, 1} for a
@@ -494,58 +689,92 @@ def train_batched(
         callback (callable, optional): ``callback(epoch, ensemble)`` after every epoch
             (1-based), e.g. to record test metrics with :meth:`Ensemble.logits`.
         progress (bool): show a tqdm bar over the epochs. Default True.
+        stacked (bool, optional): ``None`` (default) takes the stacked-MLP path whenever the
+            model allows it; ``False`` forces the generic ``vmap`` path (the benchmark's and
+            the tests' reference); ``True`` requires the stacked path.
 
     Returns:
         Ensemble: the trained models, their training-loss history and wall time.
 
     Raises:
-        ValueError: for mismatched shapes, invalid labels, repeated seeds, no losses or a bad
-            recipe.
+        ValueError: for mismatched shapes, invalid or non-finite data, repeated seeds, no
+            losses, a bad recipe, or ``stacked=True`` for a model the stacked path cannot run.
+        FloatingPointError: when a model's mean training loss of an epoch is NaN or infinite,
+            naming the loss, the seed and the epoch (checked once per epoch).
     """
     seeds = _check_seeds(seeds)
     recipe = _check_recipe(recipe)
     per_seed = _check_data(x, y, seeds)
     if not losses:
         raise ValueError("losses must map at least one name to a loss function")
+    if stacked not in (None, True, False):
+        raise ValueError(f"stacked must be None, True or False, got {stacked!r}")
     device = torch.device(device) if device is not None else default_device()
     sample_shape = tuple(x.shape[2:] if per_seed else x.shape[1:])
     models = [_seeded_model(make_model, seed) for seed in seeds]
     template = copy.deepcopy(models[0]).to("meta")
     _check_labels(y, _num_outputs(template, sample_shape, x.dtype))
+    _check_finite(x)
+    plan = None if stacked is False else _stacked_plan(template, sample_shape)
+    if stacked and plan is None:
+        raise ValueError("stacked=True needs an nn.Sequential of Linear and ReLU (optionally "
+                         f"ending in Flatten of one output) on 1-D samples, got "
+                         f"{type(template).__name__} on samples of shape {sample_shape}")
 
     # every loss starts from the same seeded initial weights: stack L copies of the S models
     params, buffers = stack_module_state([m for _ in losses for m in models])
     params = {k: v.detach().to(device).requires_grad_() for k, v in params.items()}
     buffers = {k: v.to(device) for k, v in buffers.items()}
-    ensemble = Ensemble(template, params, buffers, list(losses), seeds, sample_shape)
+    ensemble = Ensemble(template, params, buffers, list(losses), seeds, sample_shape, plan=plan)
+    if plan is None:
+        ensemble.plan = None  # the generic path, also for the ensemble's logits
     opt = recipe.optimizer_for(list(params.values()), device)
-    per_model_losses = [vmap(fn) for fn in losses.values()]  # over seeds: (S, B) -> (S,)
+    loss_fns = list(losses.values())
+    per_model_losses: list[LossFn | None] = (
+        [None] * len(loss_fns) if plan is not None  # chosen on the first batch
+        else [vmap(fn) for fn in loss_fns])  # over seeds: (S, B) -> (S,)
     x, y = x.to(device), y.to(device)
     n = y.shape[-1]
+    num_losses = len(loss_fns)
     model_rows = ensemble._seed_of_model().to(device)[:, None]  # model k * S + s -> s
     seed_rows = torch.arange(len(seeds), device=device)[:, None]
     orders = [torch.Generator().manual_seed(seed) for seed in seeds]
     epoch_losses = []
     started = time.perf_counter()
-    for epoch in tqdm(range(1, recipe.epochs + 1), desc=f"training {len(losses)} x {len(seeds)}",
+    for epoch in tqdm(range(1, recipe.epochs + 1), desc=f"training {num_losses} x {len(seeds)}",
                       disable=not progress, mininterval=2.0, leave=False):
         orders_now = torch.stack([_epoch_order(g, n) for g in orders]).to(device)  # (S, n)
+        if plan is not None:  # each seed's epoch, gathered once in its order: (S, n, ...)
+            x_epoch, y_epoch = _in_order(x, orders_now, per_seed), _in_order(y, orders_now,
+                                                                              per_seed)
         total = torch.zeros(ensemble.shape, device=device)
         for start in range(0, n, recipe.batch_size):
-            batch = orders_now[:, start : start + recipe.batch_size]  # (S, B): seed s's batch
-            model_batch = batch[model_rows.squeeze(1)]  # (L * S, B): the batch of each model
-            xb = x[model_rows, model_batch] if per_seed else x[model_batch]
-            yb = y[seed_rows, batch] if per_seed else y[batch]  # (S, B), shared by the losses
-            logits = ensemble._forward_all(params, buffers, xb, per_model=True)
+            if plan is not None:
+                xb = x_epoch[:, start : start + recipe.batch_size]  # (S, B, in), a view
+                yb = y_epoch[:, start : start + recipe.batch_size]  # (S, B)
+                if num_losses > 1:  # model k * S + s sees seed s's batch
+                    xb = xb.expand(num_losses, *xb.shape).flatten(0, 1)
+                logits = _stacked_forward(plan, params, xb)
+            else:
+                batch = orders_now[:, start : start + recipe.batch_size]  # (S, B)
+                model_batch = batch[model_rows.squeeze(1)]  # (L * S, B): each model's batch
+                xb = x[model_rows, model_batch] if per_seed else x[model_batch]
+                yb = y[seed_rows, batch] if per_seed else y[batch]  # (S, B), shared by losses
+                logits = ensemble._forward_all(params, buffers, xb, per_model=True)
             logits = logits.unflatten(0, ensemble.shape)  # (L, S, B, ...)
             with _losses.skip_value_checks():  # the labels were checked above
-                batch_losses = torch.stack(
-                    [fn(logits[k], yb) for k, fn in enumerate(per_model_losses)])  # (L, S)
+                for k, fn in enumerate(loss_fns):
+                    if per_model_losses[k] is None:
+                        per_model_losses[k] = _loss_over_models(fn, logits[k], yb)
+                batch_losses = (per_model_losses[0](logits[0], yb)[None] if num_losses == 1
+                                else torch.stack([fn(logits[k], yb) for k, fn in
+                                                  enumerate(per_model_losses)]))  # (L, S)
             opt.zero_grad(set_to_none=True)
             batch_losses.sum().backward()
             opt.step()
-            total += batch_losses.detach() * batch.shape[1]
+            total.add_(batch_losses.detach(), alpha=yb.shape[1])
         epoch_losses.append(total / n)
+        _check_epoch_loss(epoch_losses[-1], epoch, ensemble.loss_names, seeds)
         if callback is not None:
             callback(epoch, ensemble)
     for t in params.values():

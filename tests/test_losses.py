@@ -447,7 +447,7 @@ META_BINARY = {
 
 
 def test_device_tests_cover_every_loss_and_score():
-    not_losses = {"class_balanced_weights", "skip_value_checks"}
+    not_losses = {"class_balanced_weights", "skip_value_checks", "over_models"}
     losses = {n for n in L.__all__ if not n.startswith("check_") and n not in not_losses}
     assert set(META_MULTICLASS) | set(META_BINARY) == losses
 
@@ -505,3 +505,23 @@ def test_generalized_ce_ends_are_ce_and_smooth_accuracy():
     assert torch.isfinite(value) and bool(torch.isfinite(grad).all())
     with pytest.raises(ValueError, match=r"^q must be a finite Python number in \[0, 1\], got 1.5"):
         L.generalized_cross_entropy(logits, targets, 1.5)
+
+
+def test_over_models_takes_a_leading_model_dimension_and_checks_it():
+    g = torch.Generator().manual_seed(3)
+    logits, targets = torch.randn(4, 10, 3, generator=g), torch.randint(0, 3, (4, 10), generator=g)
+    with L.over_models():
+        per_model = L.focal_loss(logits, targets, 2.0)
+        assert per_model.shape == (4,)
+        with pytest.raises(ValueError, match=r"logits must have shape \(M, N, C\)"):
+            L.ldam_loss(logits[0], targets[0], [5, 3, 2])
+        with pytest.raises(ValueError, match=r"targets must have shape \(4, 10\)"):
+            L.logit_adjusted_cross_entropy(logits, targets[:, :5], torch.full((3,), 1 / 3))
+        with pytest.raises(ValueError, match=r"logits must have shape \(M, N\) for a binary"):
+            L.f1_weighted_bce(logits[..., 0].flatten(), (targets[..., 0] > 0).float().flatten())
+        with pytest.raises(ValueError, match="targets must lie in"):  # value checks still run
+            L.ldam_loss(logits, targets + 3, [5, 3, 2])
+    for m in range(4):  # each row is one model's batch mean, as outside the context
+        torch.testing.assert_close(per_model[m], L.focal_loss(logits[m], targets[m], 2.0))
+    with pytest.raises(ValueError, match=r"logits must have shape \(N, C\)"):  # restored
+        L.focal_loss(logits, targets)

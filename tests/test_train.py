@@ -1,12 +1,15 @@
 """The batched multi-seed trainer of lib.train against the plain per-model loop, and its devices."""
 
 import importlib.util
+from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from fake_device import DeviceMixError, fake_accelerator
+
+from torch import nn
 
 from lib import losses as L
 from lib import train
@@ -276,8 +279,8 @@ def test_benchmark_script_runs_and_checks_equivalence(tmp_path, monkeypatch, cap
                            "--peak-size", "256"])
     out = capsys.readouterr().out
     assert code == 0, out
-    for row in ("matrix-multiply peak", "plain", "batched", "batched+fused",
-                "same kernels", "fused vs foreach"):
+    for row in ("matrix-multiply peak", "same-shape bmm", "plain", "vmap+fused",
+                "stacked+foreach", "stacked+fused", "plain vs stacked", "fused vs foreach"):
         assert row in out
 
 
@@ -291,3 +294,146 @@ def test_parameter_gives_every_model_on_the_cpu():
     torch.testing.assert_close(weight[1, 2], ensemble.state_dict_of("acc", 2)["0.weight"])
     with pytest.raises(ValueError, match="name must be one of the model's parameters"):
         ensemble.parameter("weight")
+
+
+# --- the stacked-MLP path ----------------------------------------------------------------------
+# train_batched runs the book's MLPs as stacked matrices (baddbmm) and evaluates the losses on all
+# models' logits at once (lib.losses.over_models). It must train the same models as the generic
+# vmap path and as the plain loop, through every loss of lib.losses.
+
+PRIOR3 = torch.tensor([0.5, 0.3, 0.2])
+EVERY_MULTICLASS_LOSS = {
+    "F.cross_entropy": F.cross_entropy,
+    "smooth_accuracy_loss": L.smooth_accuracy_loss,
+    "generalized_cross_entropy": partial(L.generalized_cross_entropy, q=0.7),
+    "logit_adjusted_cross_entropy": partial(L.logit_adjusted_cross_entropy, prior=PRIOR3),
+    "class_weighted_cross_entropy": partial(L.class_weighted_cross_entropy,
+                                            weights=L.class_balanced_weights([50, 30, 20], 1.0)),
+    "focal_loss": lambda z, t: L.focal_loss(z, t, 2.0, alpha=torch.tensor([1.0, 2.0, 3.0])),
+    "ldam_loss": partial(L.ldam_loss, counts=[50, 30, 20], max_margin=0.5),
+}
+EVERY_BINARY_LOSS = {
+    "F.binary_cross_entropy_with_logits": F.binary_cross_entropy_with_logits,
+    "smooth_accuracy_loss": L.smooth_accuracy_loss,
+    "generalized_cross_entropy": partial(L.generalized_cross_entropy, q=0.5),
+    "smooth_f1_loss": L.smooth_f1_loss,
+    "f1_weighted_bce": L.f1_weighted_bce,
+    "class_weighted_bce": partial(L.class_weighted_bce, positive_weight=3.0),
+    "focal_loss": partial(L.focal_loss, gamma=2.0, alpha=0.25),
+}
+
+
+def test_every_loss_of_the_library_is_in_the_equivalence_test():
+    trained = {name for name in L.__all__ if name.endswith(("_loss", "_cross_entropy", "_bce"))}
+    assert trained <= set(EVERY_MULTICLASS_LOSS) | set(EVERY_BINARY_LOSS)
+
+
+def relative_logit_difference(a, b):
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+@pytest.mark.parametrize("per_seed", [False, True], ids=["shared data", "per-seed data"])
+@pytest.mark.parametrize("binary", [False, True], ids=["multi-class", "binary"])
+def test_stacked_path_matches_generic_path_and_plain_loop(binary, per_seed, optimizer):
+    seeds = [3, 4]
+    sets = [toy_multiclass(n=100, seed=20 + s) for s in range(len(seeds))]
+    x, y = sets[0]
+    if per_seed:
+        x, y = torch.stack([xs for xs, _ in sets]), torch.stack([ys for _, ys in sets])
+    if binary:
+        y, build, losses = (y == 0).float(), make_binary_model, EVERY_BINARY_LOSS
+    else:
+        build, losses = make_model, EVERY_MULTICLASS_LOSS
+    recipe = train.Recipe(epochs=1, batch_size=16, lr=0.05 if optimizer == "sgd" else 0.01,
+                          optimizer=optimizer)
+    fast = train.train_batched(build, losses, x, y, seeds, recipe, progress=False)
+    generic = train.train_batched(build, losses, x, y, seeds, recipe, progress=False,
+                                  stacked=False)
+    assert fast.stacked and not generic.stacked
+    x_eval = x if per_seed else x[:50]
+    fast_logits, generic_logits = fast.logits(x_eval), generic.logits(x_eval)
+    assert relative_logit_difference(fast_logits, generic_logits) <= 1e-5
+    torch.testing.assert_close(fast.history["loss"], generic.history["loss"], rtol=1e-5,
+                               atol=1e-6)
+    s = 1  # and against the plain loop, seed 4, every loss
+    for k, (name, loss) in enumerate(losses.items()):
+        model = train.train_one(build, loss, x[s] if per_seed else x, y[s] if per_seed else y,
+                                seeds[s], recipe)
+        plain = model(x_eval[s] if per_seed else x_eval).detach()
+        assert relative_logit_difference(fast_logits[k, s], plain) <= 1e-5, name
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_every_library_loss_is_evaluated_without_vmap(binary):
+    losses = EVERY_BINARY_LOSS if binary else EVERY_MULTICLASS_LOSS
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn((4, 16) if binary else (4, 16, 3), generator=g)
+    targets = (torch.rand(4, 16, generator=g) < 0.3).float() if binary else torch.randint(
+        0, 3, (4, 16), generator=g)
+    for name, loss in losses.items():
+        with L.skip_value_checks():  # as in the trainer: vmap cannot run the value checks
+            chosen = train._loss_over_models(loss, logits, targets)
+            assert chosen.__name__ in ("over_models", "_cross_entropy_over_models",
+                                   "_bce_over_models"), name
+            torch.testing.assert_close(chosen(logits, targets),
+                                       torch.func.vmap(loss)(logits, targets))
+
+
+def test_a_loss_that_mixes_models_keeps_vmap_and_still_trains_right():
+    x, y = toy_multiclass()
+    # a whole-tensor mean: inside over_models it would average over all models at once
+    pooled = {"pooled": lambda z, t: -F.log_softmax(z, -1).gather(-1, t[..., None]).mean()}
+    recipe = train.Recipe(epochs=1, batch_size=32, lr=0.01)
+    fast = train.train_batched(make_model, pooled, x, y, [0, 1], recipe, progress=False)
+    with L.skip_value_checks():
+        chosen = train._loss_over_models(pooled["pooled"], torch.randn(2, 8, 3),
+                                         torch.zeros(2, 8, dtype=torch.long))
+    assert fast.stacked and chosen.__name__ != "over_models"
+    model = train.train_one(make_model, pooled["pooled"], x, y, 1, recipe)
+    assert relative_logit_difference(fast.logits(x)[0, 1], model(x).detach()) <= 1e-5
+
+
+def test_models_the_stacked_path_cannot_run_take_the_generic_path():
+    x, y = toy_multiclass()
+    recipe = train.Recipe(epochs=1, batch_size=32, lr=0.01)
+    ce = {"ce": F.cross_entropy}
+    tanh = lambda: nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))  # noqa: E731
+    assert not train.train_batched(tanh, ce, x, y, [0], recipe, progress=False).stacked
+    linear = train.train_batched(lambda: nn.Linear(6, 3), ce, x, y, [0], recipe, progress=False)
+    assert linear.stacked
+    with pytest.raises(ValueError, match="stacked=True needs an nn.Sequential"):
+        train.train_batched(tanh, ce, x, y, [0], recipe, progress=False, stacked=True)
+    with pytest.raises(ValueError, match="stacked must be None, True or False"):
+        train.train_batched(make_model, ce, x, y, [0], recipe, progress=False, stacked="yes")
+
+
+def test_non_finite_inputs_are_rejected_before_training():
+    x, y = toy_multiclass()
+    recipe = train.Recipe(epochs=1, batch_size=32, lr=0.01)
+    bad = x.clone()
+    bad[3, 2], bad[7, 0] = float("nan"), float("inf")
+    with pytest.raises(ValueError, match="x must be finite: it holds 1 NaN and 1 infinite"):
+        train.train_batched(make_model, {"ce": F.cross_entropy}, bad, y, [0], recipe,
+                            progress=False)
+    with pytest.raises(ValueError, match="x must be finite"):
+        train.train_one(make_model, F.cross_entropy, bad, y, 0, recipe)
+    labels = (y == 0).float()
+    labels[5] = float("nan")
+    with pytest.raises(ValueError, match="y must contain only 0 and 1"):
+        train.train_batched(make_binary_model, {"bce": F.binary_cross_entropy_with_logits}, x,
+                            labels, [0], recipe, progress=False)
+
+
+@pytest.mark.parametrize("stacked", [None, False], ids=["stacked path", "generic path"])
+def test_a_loss_that_turns_non_finite_stops_training(stacked):
+    x, y = toy_multiclass()
+    recipe = train.Recipe(epochs=3, batch_size=32, lr=0.01)
+    # cross-entropy plus an infinite constant: the history of every epoch would be inf
+    blows_up = lambda z, t: F.cross_entropy(z, t) - torch.log(torch.zeros(()))  # noqa: E731
+    with pytest.raises(FloatingPointError,
+                       match=r"the training loss 'blows up' became inf in epoch 1 for seed 5"):
+        train.train_batched(make_model, {"ce": F.cross_entropy, "blows up": blows_up}, x, y,
+                            [5, 6], recipe, progress=False, stacked=stacked)
+    with pytest.raises(FloatingPointError, match="in epoch 1 for seed 5"):
+        train.train_one(make_model, blows_up, x, y, 5, recipe)
