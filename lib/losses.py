@@ -120,6 +120,14 @@ def _cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(logits, targets, reduction="none")
 
 
+def _mean_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """The batch mean of :func:`_cross_entropy`; without a model dimension exactly
+    ``F.cross_entropy(logits, targets)``, to the last bit (chapter 3 checks ``tau = 0``)."""
+    if logits.ndim == 3:
+        return _cross_entropy(logits, targets).mean(-1)
+    return F.cross_entropy(logits, targets)
+
+
 # --- checks -------------------------------------------------------------------------------
 
 
@@ -552,7 +560,7 @@ def logit_adjusted_cross_entropy(
     tau = check_number(tau, "tau")
     if _VALUE_CHECKS.get():
         check_prior(prior)
-    return _cross_entropy(logits + tau * torch.log(prior.to(logits)), targets).mean(-1)
+    return _mean_cross_entropy(logits + tau * torch.log(prior.to(logits)), targets)
 
 
 # --- chapter 4: reweighting ----------------------------------------------------------------
@@ -713,4 +721,4 @@ def ldam_loss(logits: Tensor, targets: Tensor, counts, max_margin: float = 0.5,
     scale = check_number(scale, "scale", low_open=True)
     margins = max_margin * (counts.min() / counts) ** 0.25
     shifted = logits - F.one_hot(targets, logits.shape[-1]).to(logits.dtype) * margins
-    return _cross_entropy(scale * shifted, targets).mean(-1)
+    return _mean_cross_entropy(scale * shifted, targets)

@@ -397,7 +397,7 @@ def _in_order(t: Tensor, orders: Tensor, per_seed: bool) -> Tensor:
 
 
 def _cross_entropy_over_models(logits: Tensor, targets: Tensor) -> Tensor:
-    return _losses._cross_entropy(logits, targets).mean(-1)
+    return _losses._mean_cross_entropy(logits, targets)
 
 
 def _bce_over_models(logits: Tensor, targets: Tensor) -> Tensor:

@@ -2,6 +2,7 @@
 
     python scripts/reproduce.py                 # every chapter in chapters/
     python scripts/reproduce.py chapters/01_smooth_accuracy.ipynb
+    python scripts/reproduce.py --profile chapters/02_smooth_f1.ipynb   # and its slowest cells
 
 The scale is whatever ``BOOK_SCALE`` says (see ``lib.train.book_scale``). After each chapter it
 prints one provenance line (device, scale, seeds, wall time, library versions) from the results
@@ -11,7 +12,8 @@ see; the other chapters still run, and the script exits with status 1 at the end
 chapters that failed. It needs only nbclient, nbformat and ipykernel beside the book's
 libraries, so it also runs on a machine without network or jupyter-book (see README.md,
 "Reproducing on a GPU machine"). Progress bars (tqdm's, on stderr) show while a chapter runs
-and are left out of the notebook it writes back.
+and are left out of the notebook it writes back. With ``--profile`` it also prints the wall
+time of each chapter's slowest cells (the timings are not written into the notebook).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import re
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
@@ -59,18 +62,37 @@ def without_progress_bars(notebook) -> int:
     return removed
 
 
-def execute(path: Path, timeout: int | None) -> tuple[float, str | None]:
+def cell_seconds(notebook) -> list[tuple[float, int, str]]:
+    """Each executed code cell's wall time from nbclient's timing metadata, slowest first:
+    ``(seconds, cell index, first line of the cell)``; the metadata is removed as it is read."""
+    timings = []
+    for index, cell in enumerate(notebook.cells):
+        stamps = cell.get("metadata", {}).pop("execution", None)
+        if cell.cell_type != "code" or not stamps or "shell.execute_reply" not in stamps:
+            continue
+        start = stamps.get("iopub.execute_input", stamps.get("shell.execute_reply.started"))
+        seconds = (datetime.fromisoformat(stamps["shell.execute_reply"].replace("Z", "+00:00"))
+                   - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+        timings.append((seconds, index, cell.source.strip().splitlines()[0][:70]))
+    return sorted(timings, reverse=True)
+
+
+def execute(path: Path, timeout: int | None,
+            profile: bool = False) -> tuple[float, str | None]:
     """Execute one notebook in its own folder and write it back with fresh outputs.
 
     Returns the wall time and, if a cell failed, the error's name and message (the notebook is
-    written back either way, with the outputs up to the failing cell).
+    written back either way, with the outputs up to the failing cell). ``profile`` prints the
+    slowest cells' wall times.
     """
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,
         timeout=timeout,
         kernel_name="python3",
-        record_timing=False,  # keep cell metadata free of timestamps: diffs show real changes
+        # timestamps stay out of the written notebook (diffs show real changes); --profile
+        # records them and removes them after reading
+        record_timing=profile,
         resources={"metadata": {"path": str(path.parent)}},
     )
     started = time.perf_counter()
@@ -80,6 +102,9 @@ def execute(path: Path, timeout: int | None) -> tuple[float, str | None]:
     except CellExecutionError as failure:
         error = f"{failure.ename}: {failure.evalue}"
     seconds = time.perf_counter() - started
+    if profile:
+        for cell_time, index, first_line in cell_seconds(notebook)[:8]:
+            print(f"  {cell_time:7.1f} s  cell {index:3d}: {first_line}", flush=True)
     without_progress_bars(notebook)
     nbformat.write(notebook, path)
     return seconds, error
@@ -104,6 +129,8 @@ def main(argv=None) -> int:
                         help="notebooks to execute (default: chapters/*.ipynb)")
     parser.add_argument("--timeout", type=int, default=1800,
                         help="seconds allowed per cell (default 1800)")
+    parser.add_argument("--profile", action="store_true",
+                        help="print each chapter's slowest cells and their wall times")
     args = parser.parse_args(argv)
     notebooks = args.notebooks or sorted((ROOT / "chapters").glob("*.ipynb"))
     if not notebooks:
@@ -111,7 +138,7 @@ def main(argv=None) -> int:
     total, failed = 0.0, []
     for path in notebooks:
         print(f"executing {path.name} ...", flush=True)
-        seconds, error = execute(path.resolve(), args.timeout)
+        seconds, error = execute(path.resolve(), args.timeout, args.profile)
         total += seconds
         if error:
             failed.append(path.name)

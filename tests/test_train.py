@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from fake_device import DeviceMixError, fake_accelerator
-
 from torch import nn
 
 from lib import losses as L
