@@ -73,7 +73,7 @@ def cell_seconds(notebook) -> list[tuple[float, int, str]]:
         start = stamps.get("iopub.execute_input", stamps.get("shell.execute_reply.started"))
         seconds = (datetime.fromisoformat(stamps["shell.execute_reply"].replace("Z", "+00:00"))
                    - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
-        timings.append((seconds, index, cell.source.strip().splitlines()[0][:70]))
+        timings.append((seconds, index, (cell.source.strip().splitlines() or [""])[0][:70]))
     return sorted(timings, reverse=True)
 
 

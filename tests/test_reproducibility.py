@@ -87,3 +87,21 @@ def test_committed_chapters_carry_no_progress_bars():
         notebook = nbformat.read(path, as_version=4)
         assert reproduce.without_progress_bars(notebook) == 0, (
             f"{path.name} holds tqdm progress bars: re-execute it with scripts/reproduce.py")
+
+
+def test_cell_seconds_reads_and_removes_the_timing_of_every_code_cell():
+    import nbformat
+
+    reproduce = _reproduce_module()
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("text"),
+        nbformat.v4.new_code_cell("x = 1\ny = 2"),
+        nbformat.v4.new_code_cell(""),  # an empty code cell has no first line
+        nbformat.v4.new_code_cell("never ran"),
+    ])
+    stamps = [("2026-11-30T10:00:00.000000Z", "2026-11-30T10:00:02.500000Z"),
+              ("2026-11-30T10:00:03.000000Z", "2026-11-30T10:00:03.250000Z")]
+    for cell, (start, end) in zip(notebook.cells[1:3], stamps):
+        cell.metadata["execution"] = {"iopub.execute_input": start, "shell.execute_reply": end}
+    assert reproduce.cell_seconds(notebook) == [(2.5, 1, "x = 1"), (0.25, 2, "")]
+    assert not any("execution" in cell.metadata for cell in notebook.cells)
