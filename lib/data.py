@@ -2,8 +2,9 @@
 
 - MNIST-1D (Greydanus 2020) through the ``mnist1d`` package's procedural ``make_dataset``,
   cached on disk outside the repository (:func:`cache_dir`);
-- long-tailed class counts and subsets (Cao et al. 2019; Menon et al. 2020), chapters 3 and 4;
-- an imbalanced one-vs-rest binary task, chapter 2;
+- long-tailed class counts and subsets (Cao et al. 2019; Menon et al. 2020), chapters 3 to 5;
+- an imbalanced one-vs-rest binary task, chapters 2 and 5;
+- fresh MNIST-1D samples and :func:`per_seed` stacking, so each seed has its own data;
 - Gaussian mixtures whose Bayes-optimal classifier is known in closed form, chapter 3.
 """
 
@@ -26,10 +27,11 @@ __all__ = [
     "Split",
     "cache_dir",
     "load_mnist1d",
+    "mnist1d_sample",
+    "per_seed",
     "load_digits_split",
     "long_tailed_counts",
     "long_tailed_indices",
-    "long_tailed_split",
     "one_vs_rest",
     "with_label_noise",
     "GaussianMixture",
@@ -125,6 +127,66 @@ def load_mnist1d(
     return _split_of(arrays)
 
 
+def mnist1d_sample(num_samples: int, seed: int, directory=None) -> tuple[Tensor, Tensor]:
+    """A fresh MNIST-1D sample of its own seed, e.g. one seed's test set (chapters 1 to 5).
+
+    MNIST-1D is procedural, so a test set need not be fixed: each seed of an experiment can
+    score its models on its own independent draw, and an interval over seeds then covers the
+    test set's sampling too. The draw is ``load_mnist1d(num_samples, seed)`` (cached the same
+    way), training and test parts together; the generator makes the same number of every
+    digit, so the sample is class-balanced.
+
+    Args:
+        num_samples (int): a positive multiple of 10.
+        seed (int): the generator's seed, e.g. ``lib.seeds.streams(seed).test``; use seeds
+            other than 42, the published data set's, and the seeds of the training pools.
+        directory (str, pathlib.Path or None): the cache folder, as :func:`load_mnist1d`.
+
+    Returns:
+        tuple[Tensor, Tensor]: float32 features ``(num_samples, 40)`` and int64 labels, in the
+        generator's order.
+
+    Raises:
+        ValueError: on a bad ``num_samples``.
+    """
+    split = load_mnist1d(num_samples=num_samples, seed=seed, train_split=0.5,
+                         directory=directory)
+    return torch.cat([split.x_train, split.x_test]), torch.cat([split.y_train, split.y_test])
+
+
+def per_seed(draw, seeds) -> Tensor | tuple[Tensor, ...]:
+    """``draw(seed)`` for every seed, stacked along a new first dimension (chapters 1 to 5).
+
+    The book's experiments give every seed its own data: ``per_seed(lambda s: ..., SEEDS)``
+    turns one seed's draw (a tensor, or a tuple of tensors such as ``(x, y)``) into the
+    ``(S, ...)`` tensors that :func:`lib.train.train_batched` and the metrics take.
+
+    Args:
+        draw (callable): ``seed -> Tensor`` or ``seed -> tuple of Tensors``; every seed's
+            tensors must have the same shapes.
+        seeds (sequence of int): the seeds, e.g. from ``lib.train.book_seeds``.
+
+    Returns:
+        Tensor or tuple of Tensors: each of shape ``(len(seeds), ...)``.
+
+    Raises:
+        ValueError: if ``seeds`` is empty or the draws' shapes differ between seeds.
+    """
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    draws = [draw(seed) for seed in seeds]
+    single = isinstance(draws[0], Tensor)
+    parts = [(d,) if single else tuple(d) for d in draws]
+    try:
+        stacked = tuple(torch.stack(list(column)) for column in zip(*parts))
+    except RuntimeError as error:
+        shapes = [[tuple(t.shape) for t in p] for p in parts[:3]]
+        raise ValueError(f"every seed's draw must have the same shapes, got {shapes} ...") \
+            from error
+    return stacked[0] if single else stacked
+
+
 _MNIST1D_ARRAYS = ("x", "y", "x_test", "y_test")
 
 
@@ -193,35 +255,52 @@ def long_tailed_counts(
     raise ValueError(f"profile must be 'exp' or 'step', got {profile!r}")
 
 
-def long_tailed_indices(labels: Tensor, counts: list[int], seed: int = 0) -> Tensor:
+def long_tailed_indices(labels: Tensor, counts: list[int], seed: int = 0,
+                        holdout: list[int] | None = None) -> Tensor | tuple[Tensor, Tensor]:
     """Indices of a random subset with ``counts[c]`` samples of class ``c`` (chapters 3 to 5).
+
+    With ``holdout``, also a disjoint second subset with ``holdout[c]`` samples of class ``c``
+    (a validation set with the same long tail, say). Per seed: ``seed`` from the seed's data
+    stream, ``lib.seeds.streams(seed).data``, and :func:`per_seed` to stack the draws.
 
     Args:
         labels (Tensor or array): class labels of shape ``(N,)``.
         counts (list[int]): how many samples of class ``c`` to keep, for ``c = 0 .. C-1``
             (e.g. :func:`long_tailed_counts`).
         seed (int): seed of the draw. Default: ``0``.
+        holdout (list[int], optional): per-class counts of the disjoint second subset.
 
     Returns:
-        Tensor: int64 indices into ``labels``, shape ``(sum(counts),)``, in random order.
+        Tensor: int64 indices into ``labels``, shape ``(sum(counts),)``, in random order; with
+        ``holdout``, the tuple ``(indices, holdout_indices)``.
 
     Raises:
-        ValueError: if ``labels`` is not 1-D or a class has fewer than ``counts[c]`` samples.
+        ValueError: if ``labels`` is not 1-D, the counts are not one per class present, or a
+            class has fewer than ``counts[c]`` (plus ``holdout[c]``) samples.
     """
     labels = torch.as_tensor(labels)
     if labels.ndim != 1:
         raise ValueError(f"labels must be 1-D, got shape {tuple(labels.shape)}")
+    extra = [0] * len(counts) if holdout is None else list(holdout)
+    if len(extra) != len(counts):
+        raise ValueError(f"holdout must hold one count per class ({len(counts)}), got {holdout}")
     generator = torch.Generator().manual_seed(seed)
-    chosen = []
-    for c, n in enumerate(counts):
+    chosen, held = [], []
+    for c, (n, m) in enumerate(zip(counts, extra)):
         members = torch.nonzero(labels == c).squeeze(1)
-        if n < 0 or n > len(members):
-            raise ValueError(
-                f"counts[{c}] = {n} but class {c} has only {len(members)} samples in labels"
-            )
-        chosen.append(members[torch.randperm(len(members), generator=generator)[:n]])
+        if n < 0 or m < 0 or n + m > len(members):
+            also = f" plus holdout[{c}] = {m}" if holdout is not None else ""
+            raise ValueError(f"counts[{c}] = {n}{also} but class {c} has only {len(members)} "
+                             f"samples in labels")
+        shuffled = members[torch.randperm(len(members), generator=generator)]
+        chosen.append(shuffled[:n])
+        held.append(shuffled[n : n + m])
     indices = torch.cat(chosen)
-    return indices[torch.randperm(len(indices), generator=generator)]
+    indices = indices[torch.randperm(len(indices), generator=generator)]
+    if holdout is None:
+        return indices
+    held_out = torch.cat(held)
+    return indices, held_out[torch.randperm(len(held_out), generator=generator)]
 
 
 def load_digits_split(test_size: float = 0.5, seed: int = 0) -> Split:
@@ -256,46 +335,17 @@ def load_digits_split(test_size: float = 0.5, seed: int = 0) -> Split:
         (scaler.transform(x_te), torch.float32), (y_te, torch.int64))))
 
 
-def long_tailed_split(split: Split, n_max: int, ratio: float, seed: int = 0) -> Split:
-    r"""A long-tailed training set and a balanced test set from ``split`` (chapters 3 and 4).
-
-    The training part keeps ``long_tailed_counts(n_max, C, ratio)[c]`` samples of class ``c``
-    (:func:`long_tailed_indices`, in random order); the test part keeps the same number of
-    samples from every class (as many as its rarest class has), so that plain test accuracy is
-    balanced accuracy.
-
-    Args:
-        split (Split): the source, with int64 labels in [0, C).
-        n_max (int): samples kept of class 0, the largest, >= 1.
-        ratio (float): the imbalance ratio :math:`n_\max / n_\min`, >= 1.
-        seed (int): seed of the draws. Default: ``0``.
-
-    Returns:
-        Split: the long-tailed training part and the balanced test part.
-
-    Raises:
-        ValueError: on a bad ``n_max`` or ``ratio``, a class with too few training samples, or
-            a class missing from the test part.
-    """
-    num_classes = int(split.y_train.max()) + 1
-    counts = long_tailed_counts(n_max, num_classes, ratio)
-    train = long_tailed_indices(split.y_train, counts, seed=seed)
-    per_class = int(torch.bincount(split.y_test, minlength=num_classes).min())
-    if per_class == 0:
-        raise ValueError("split.y_test must hold every class at least once")
-    test = long_tailed_indices(split.y_test, [per_class] * num_classes, seed=seed)
-    return Split(split.x_train[train], split.y_train[train], split.x_test[test],
-                 split.y_test[test])
-
-
 def one_vs_rest(
-    x: Tensor, labels: Tensor, positive_class: int, positive_rate: float, seed: int = 0
+    x: Tensor, labels: Tensor, positive_class: int, positive_rate: float, seed: int = 0,
+    size: int | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """An imbalanced binary task: ``positive_class`` against all others (chapter 2).
+    """An imbalanced binary task: ``positive_class`` against all others (chapters 2 and 5).
 
-    Keeps every negative and a random subset of the positives so that positives make up
-    ``positive_rate`` of the result (rounded to whole samples, at least one). Apply it to the
-    training and the test split alike: F1 depends on the positive rate.
+    Without ``size``: keeps every negative and a random subset of the positives so that
+    positives make up ``positive_rate`` of the result (rounded to whole samples, at least one).
+    With ``size``: a random subset of exactly ``size`` samples, ``round(positive_rate * size)``
+    of them positive. Apply it to the training and the test split alike: F1 depends on the
+    positive rate.
 
     Args:
         x (Tensor): features, shape ``(N, ...)``.
@@ -303,14 +353,15 @@ def one_vs_rest(
         positive_class (int): the class that becomes the positive label 1.
         positive_rate (float): the fraction of positives wanted, in (0, 1).
         seed (int): seed of the draw and the shuffle. Default: ``0``.
+        size (int, optional): the number of samples kept; default all negatives.
 
     Returns:
         tuple[Tensor, Tensor]: the kept features and their float32 targets in {0, 1},
         shuffled.
 
     Raises:
-        ValueError: on a bad ``positive_rate``, or a ``positive_class`` that is absent or has
-            too few samples for that rate.
+        ValueError: on a bad ``positive_rate`` or ``size``, or a ``positive_class`` that is
+            absent or has too few samples (or too few negatives) for that rate and size.
     """
     labels = torch.as_tensor(labels)
     positive_rate = check_number(positive_rate, "positive_rate", 0.0, 1.0, low_open=True,
@@ -319,7 +370,16 @@ def one_vs_rest(
     negatives = torch.nonzero(labels != positive_class).squeeze(1)
     if len(positives) == 0:
         raise ValueError(f"positive_class {positive_class!r} does not occur in labels")
-    wanted = max(1, round(positive_rate / (1 - positive_rate) * len(negatives)))
+    if size is None:
+        wanted = max(1, round(positive_rate / (1 - positive_rate) * len(negatives)))
+        n_negatives = len(negatives)
+    else:
+        size = check_number(size, "size", 2, integer=True)
+        wanted = max(1, round(positive_rate * size))
+        n_negatives = size - wanted
+        if n_negatives > len(negatives):
+            raise ValueError(f"size {size} at positive_rate {positive_rate} needs {n_negatives} "
+                             f"negatives but labels hold only {len(negatives)}")
     if wanted > len(positives):
         raise ValueError(
             f"positive_rate {positive_rate} needs {wanted} positives but labels hold only "
@@ -327,6 +387,8 @@ def one_vs_rest(
         )
     generator = torch.Generator().manual_seed(seed)
     kept = positives[torch.randperm(len(positives), generator=generator)[:wanted]]
+    if n_negatives < len(negatives):
+        negatives = negatives[torch.randperm(len(negatives), generator=generator)[:n_negatives]]
     indices = torch.cat([kept, negatives])
     indices = indices[torch.randperm(len(indices), generator=generator)]
     return x[indices], (labels[indices] == positive_class).to(torch.float32)

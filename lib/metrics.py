@@ -36,6 +36,23 @@ def _to_numpy(values) -> np.ndarray:
     return np.asarray(values)
 
 
+def _labels_for(y_true: np.ndarray, shape: tuple, name: str) -> np.ndarray:
+    """``y_true`` of shape ``(N,)`` or ``(..., N)`` broadcast to the models' ``shape (..., N)``.
+
+    Per-seed labels (each seed scored on its own test draw) have shape ``(S, N)`` and broadcast
+    against ``(L, S, N)``, the labels of one shared set have shape ``(N,)``.
+    """
+    if y_true.ndim < 1 or len(shape) < 1 or y_true.shape[-1] != shape[-1]:
+        n = y_true.shape[-1] if y_true.ndim else "N"
+        raise ValueError(f"{name} must have shape (..., {n}) to match y_true of shape "
+                         f"{y_true.shape}, got {shape}")
+    try:
+        return np.broadcast_to(y_true, shape)
+    except ValueError as error:
+        raise ValueError(f"y_true of shape {y_true.shape} (one set, or one per seed) does not "
+                         f"broadcast to {name}'s shape {shape}") from error
+
+
 def per_model(metric: Callable, y_true, y_pred, **kwargs) -> np.ndarray:
     """Apply a scikit-learn ``metric(y_true, y_pred)`` to every model of a batch (every chapter).
 
@@ -45,7 +62,9 @@ def per_model(metric: Callable, y_true, y_pred, **kwargs) -> np.ndarray:
     Args:
         metric (callable): ``metric(y_true, y_pred, **kwargs) -> float``, e.g. from
             ``sklearn.metrics``.
-        y_true (Tensor, array or list): true labels, shape ``(N,)``, any device.
+        y_true (Tensor, array or list): true labels, shape ``(N,)`` for one shared set, or
+            ``(S, N)`` (any shape that broadcasts to ``y_pred``'s) for each seed's own set, any
+            device.
         y_pred (Tensor, array or list): predictions of every model, shape ``(..., N)`` (e.g.
             ``(L, S, N)`` from :meth:`lib.train.Ensemble.logits` after thresholding or
             ``argmax``), any device.
@@ -55,16 +74,13 @@ def per_model(metric: Callable, y_true, y_pred, **kwargs) -> np.ndarray:
         numpy.ndarray: float64 of shape ``y_pred.shape[:-1]``.
 
     Raises:
-        ValueError: if ``y_true`` is not 1-D or ``y_pred`` does not end in ``N``.
+        ValueError: if ``y_true`` does not broadcast to ``y_pred``'s shape ``(..., N)``.
     """
     y_true = _to_numpy(y_true)
     y_pred = _to_numpy(y_pred)
-    if y_true.ndim != 1 or y_pred.shape[-1:] != y_true.shape:
-        raise ValueError(
-            f"y_pred must have shape (..., {len(y_true)}) to match y_true, got {y_pred.shape}"
-        )
-    flat = y_pred.reshape(-1, y_true.shape[0])
-    scores = [metric(y_true, row, **kwargs) for row in flat]
+    labels = _labels_for(y_true, y_pred.shape, "y_pred").reshape(-1, y_pred.shape[-1])
+    flat = y_pred.reshape(-1, y_pred.shape[-1])
+    scores = [metric(truth, row, **kwargs) for truth, row in zip(labels, flat)]
     return np.asarray(scores, dtype=np.float64).reshape(y_pred.shape[:-1])
 
 
@@ -85,7 +101,8 @@ def binary_scores(y_true, predicted) -> dict[str, np.ndarray]:
     denominator is 0.
 
     Args:
-        y_true (Tensor, array or list): labels of shape ``(N,)``, values in {0, 1}, any device.
+        y_true (Tensor, array or list): labels of shape ``(N,)``, or ``(S, N)`` for each seed's
+            own set (any shape that broadcasts to ``predicted``'s), values in {0, 1}, any device.
         predicted (Tensor, array or list): booleans of shape ``(..., N)``, every model's decisions
             (e.g. ``probabilities >= threshold``), on the device of ``y_true``.
 
@@ -94,23 +111,21 @@ def binary_scores(y_true, predicted) -> dict[str, np.ndarray]:
         shape ``predicted.shape[:-1]``.
 
     Raises:
-        ValueError: if ``y_true`` is not 1-D with values in {0, 1}, ``predicted`` is not
-            boolean, or their last dimensions differ.
+        ValueError: if ``y_true`` has values outside {0, 1}, ``predicted`` is not boolean, or
+            ``y_true`` does not broadcast to ``predicted``'s shape ``(..., N)``.
     """
     y = torch.as_tensor(y_true)
     predicted = torch.as_tensor(predicted)
-    if y.ndim != 1:
-        raise ValueError(f"y_true must be 1-D, got shape {tuple(y.shape)}")
+    if y.ndim < 1:
+        raise ValueError(f"y_true must have shape (N,) or (..., N), got shape {tuple(y.shape)}")
     _losses.check_binary_targets(y, "y_true")
     if predicted.dtype != torch.bool:
         raise ValueError(f"predicted must be boolean decisions, got dtype {predicted.dtype}")
-    if predicted.ndim < 1 or predicted.shape[-1] != y.shape[0]:
-        raise ValueError(f"predicted must have shape (..., {y.shape[0]}) to match y_true, got "
-                         f"{tuple(predicted.shape)}")
-    y = y.bool().to(predicted.device)
+    _labels_for(np.empty(y.shape, dtype=bool), tuple(predicted.shape), "predicted")
+    y = y.bool().to(predicted.device).expand(predicted.shape)
     true_positives = (predicted & y).sum(-1).double()
     n_predicted = predicted.sum(-1).double()
-    n_positive = torch.full_like(true_positives, float(y.sum()))
+    n_positive = y.sum(-1).double()
 
     def ratio(numerator, denominator):
         return torch.where(denominator > 0, numerator / denominator.clamp(min=1), 0.0).cpu().numpy()
@@ -134,7 +149,8 @@ def f1_at_thresholds(y_true, probabilities, thresholds) -> np.ndarray:
     not on a grid shared by many models).
 
     Args:
-        y_true (Tensor, array or list): labels of shape ``(N,)``, values in {0, 1}, any device.
+        y_true (Tensor, array or list): labels of shape ``(N,)``, or ``(S, N)`` for each seed's
+            own set (any shape that broadcasts to ``probabilities``'), values in {0, 1}.
         probabilities (Tensor, array or list): scores of every model, shape ``(..., N)`` (e.g.
             ``(L, S, N)``), any device.
         thresholds (Tensor, array or list): decision thresholds, shape ``(T,)``, finite.
@@ -149,15 +165,12 @@ def f1_at_thresholds(y_true, probabilities, thresholds) -> np.ndarray:
     y = _as_float_array(y_true, "y_true")
     probs = _as_float_array(probabilities, "probabilities")
     thresholds = _as_float_array(thresholds, "thresholds")
-    if y.ndim != 1 or not np.isin(y, (0.0, 1.0)).all():
-        raise ValueError("y_true must be a 1-D array of labels in {0, 1}")
-    if probs.ndim == 0 or probs.shape[-1:] != y.shape:
-        raise ValueError(
-            f"probabilities must have shape (..., {len(y)}) to match y_true, got {probs.shape}"
-        )
+    if y.ndim < 1 or not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("y_true must be an array of labels in {0, 1}, of shape (N,) or (..., N)")
+    y = _labels_for(y, probs.shape, "probabilities")
     if thresholds.ndim != 1 or thresholds.size == 0 or not np.isfinite(thresholds).all():
         raise ValueError("thresholds must be a non-empty 1-D array of finite numbers")
-    positives = y.sum()
+    positives = y.sum(-1)
     scores = np.empty(probs.shape[:-1] + thresholds.shape)
     for k, t in enumerate(thresholds):
         predicted = probs >= t
@@ -175,7 +188,8 @@ def best_threshold(y_true, probabilities, thresholds) -> np.ndarray:
     given. Tune it on a validation split and apply it to the test split.
 
     Args:
-        y_true (Tensor, array or list): labels of shape ``(N,)``, values in {0, 1}, any device.
+        y_true (Tensor, array or list): labels of shape ``(N,)`` or ``(S, N)``, as
+            :func:`f1_at_thresholds`.
         probabilities (Tensor, array or list): scores of every model, shape ``(..., N)``.
         thresholds (Tensor, array or list): candidate thresholds, shape ``(T,)``, finite.
 
@@ -265,11 +279,12 @@ def group_accuracy(y_true, y_pred, groups) -> dict[str, np.ndarray]:
     group the per-class accuracies.
 
     Args:
-        y_true (Tensor, array or list): class labels of shape ``(N,)``, any device.
+        y_true (Tensor, array or list): class labels of shape ``(N,)``, or ``(S, N)`` for each
+            seed's own test set (any shape that broadcasts to ``y_pred``'s), any device.
         y_pred (Tensor, array or list): predicted labels of every model, shape ``(..., N)``
             (e.g. ``(L, S, N)``), any device.
         groups (dict[str, list[int]]): a name for each group and its non-empty list of
-            classes, each of which must occur in ``y_true``.
+            classes, each of which must occur in every set of ``y_true``.
 
     Returns:
         dict[str, numpy.ndarray]: ``{name: float64 array of shape y_pred.shape[:-1]}``.
@@ -281,18 +296,17 @@ def group_accuracy(y_true, y_pred, groups) -> dict[str, np.ndarray]:
 
     y_true = _to_numpy(y_true)
     y_pred = _to_numpy(y_pred)
-    if y_true.ndim != 1 or y_pred.ndim < 1 or y_pred.shape[-1:] != y_true.shape:
-        raise ValueError(
-            f"y_pred must have shape (..., {len(y_true)}) to match y_true, got {y_pred.shape}"
-        )
+    labels = _labels_for(y_true, y_pred.shape, "y_pred").reshape(-1, y_pred.shape[-1])
     if not groups or any(len(members) == 0 for members in groups.values()):
         raise ValueError(f"groups must map each name to a non-empty list of classes, got {groups}")
     classes = sorted({int(c) for members in groups.values() for c in members})
-    missing = [c for c in classes if not (y_true == c).any()]
+    missing = [c for c in classes if not (labels == c).any(-1).all()]
     if missing:
-        raise ValueError(f"groups name classes {missing} that do not occur in y_true")
-    flat = y_pred.reshape(-1, len(y_true))
-    recalls = np.array([recall_score(y_true, row, labels=classes, average=None) for row in flat])
+        raise ValueError(f"groups name classes {missing} that do not occur in (every set of) "
+                         f"y_true")
+    flat = y_pred.reshape(-1, y_pred.shape[-1])
+    recalls = np.array([recall_score(truth, row, labels=classes, average=None)
+                        for truth, row in zip(labels, flat)])
     column = {c: i for i, c in enumerate(classes)}
     return {
         name: recalls[:, [column[int(c)] for c in members]].mean(axis=1).reshape(y_pred.shape[:-1])

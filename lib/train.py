@@ -50,6 +50,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm import tqdm
 
 from . import losses as _losses
+from .seeds import offset as seed_offset
+from .seeds import streams
 
 __all__ = [
     "SCALES",
@@ -137,11 +139,8 @@ def book_seeds(quick: int, full: int, scale: str | None = None) -> list[int]:
     Raises:
         ValueError: if ``$BOOK_SEED_OFFSET`` is not a non-negative integer.
     """
-    raw = os.environ.get("BOOK_SEED_OFFSET", "").strip() or "0"
-    if not raw.isdigit():
-        raise ValueError(f"BOOK_SEED_OFFSET must be a non-negative integer, got {raw!r}")
-    count = by_scale(quick, full, scale)
-    return list(range(int(raw), int(raw) + count))
+    start = seed_offset()
+    return list(range(start, start + by_scale(quick, full, scale)))
 
 
 def mlp(in_features: int, hidden: Sequence[int], num_outputs: int) -> nn.Sequential:
@@ -222,10 +221,16 @@ class Recipe:
 
 
 def _seeded_model(make_model: Callable[[], nn.Module], seed: int) -> nn.Module:
-    """``make_model()`` with its initial weights drawn from ``seed``, leaving global RNGs alone."""
+    """``make_model()`` with its initial weights drawn from ``seed``'s ``init`` stream
+    (:func:`lib.seeds.streams`), leaving global RNGs alone."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(streams(seed).init)
         return make_model()
+
+
+def _order_generator(seed: int) -> torch.Generator:
+    """The CPU generator of ``seed``'s minibatch order: its ``order`` stream."""
+    return torch.Generator().manual_seed(streams(seed).order)
 
 
 def _epoch_order(generator: torch.Generator, n: int) -> Tensor:
@@ -275,8 +280,9 @@ def _check_data(x, y, seeds) -> bool:
 def _check_seeds(seeds) -> list[int]:
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds) or not all(
-            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-        raise ValueError(f"seeds must be a non-empty sequence of distinct integers, got {seeds!r}")
+            isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise ValueError(f"seeds must be a non-empty sequence of distinct non-negative integers, "
+                         f"got {seeds!r}")
     return seeds
 
 
@@ -453,9 +459,10 @@ def train_one(
 ) -> nn.Module:
     """Train one model with a plain minibatch loop: the reference for :func:`train_batched`.
 
-    The initial weights are those ``make_model()`` draws after ``torch.manual_seed(seed)``;
-    each epoch visits the samples in the order of ``torch.randperm`` drawn from a CPU generator
-    seeded with ``seed``.
+    The initial weights are those ``make_model()`` draws after
+    ``torch.manual_seed(lib.seeds.streams(seed).init)``; each epoch visits the samples in the
+    order of ``torch.randperm`` drawn from a CPU generator seeded with the seed's ``order``
+    stream.
 
     Args:
         make_model (callable): builds the model, e.g. ``lambda: mlp(40, [256, 256], 10)``.
@@ -487,7 +494,7 @@ def train_one(
     model = model.to(device)
     x, y = x.to(device), y.to(device)
     opt = recipe.optimizer_for(list(model.parameters()), device)
-    order = torch.Generator().manual_seed(seed)
+    order = _order_generator(seed)
     for epoch in range(1, recipe.epochs + 1):
         permutation = _epoch_order(order, len(x)).to(device)
         total = torch.zeros((), device=device)
@@ -659,10 +666,11 @@ def train_batched(
 ) -> Ensemble:
     """Train ``len(losses) * len(seeds)`` models of one architecture in a single batched loop.
 
-    Model (loss ``k``, seed ``s``) starts from the weights ``make_model()`` draws after
-    ``torch.manual_seed(seeds[s])`` and sees the minibatches in the seed's own order, exactly
-    as :func:`train_one` with the same arguments would train it on seed ``s``'s data, so the
-    losses are compared on paired seeds. One optimiser steps the stacked parameters.
+    Model (loss ``k``, seed ``s``) starts from the weights ``make_model()`` draws from the
+    seed's ``init`` stream (:func:`lib.seeds.streams`) and sees the minibatches in the seed's
+    own order, exactly as :func:`train_one` with the same arguments would train it on seed
+    ``s``'s data, so the losses are compared on paired seeds. One optimiser steps the stacked
+    parameters.
 
     The book's MLPs (:func:`mlp`) train on the stacked-MLP path (see the module docstring):
     every layer of every model in one ``baddbmm``, each seed's epoch of data gathered once in
@@ -738,7 +746,7 @@ def train_batched(
     num_losses = len(loss_fns)
     model_rows = ensemble._seed_of_model().to(device)[:, None]  # model k * S + s -> s
     seed_rows = torch.arange(len(seeds), device=device)[:, None]
-    orders = [torch.Generator().manual_seed(seed) for seed in seeds]
+    orders = [_order_generator(seed) for seed in seeds]
     epoch_losses = []
     started = time.perf_counter()
     for epoch in tqdm(range(1, recipe.epochs + 1), desc=f"training {num_losses} x {len(seeds)}",

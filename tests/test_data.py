@@ -164,3 +164,31 @@ def test_load_digits_split_is_stratified_standardised_and_checked():
     assert torch.equal(split.x_test, again.x_test) and torch.equal(split.y_test, again.y_test)
     with pytest.raises(ValueError, match="test_size"):
         data.load_digits_split(test_size=1.0)
+
+
+def test_one_vs_rest_with_a_size_keeps_exactly_that_many():
+    labels = torch.arange(1000) % 10
+    x = torch.arange(1000.0)[:, None]
+    xb, yb = data.one_vs_rest(x, labels, positive_class=3, positive_rate=0.05, seed=1, size=400)
+    assert len(yb) == 400 and int(yb.sum()) == 20
+    assert (labels[xb[:, 0].long()] == 3).float().equal(yb)
+    with pytest.raises(ValueError, match="negatives"):
+        data.one_vs_rest(x, labels, 3, 0.05, size=990)
+
+
+def test_per_seed_stacks_each_seeds_draw_and_checks_shapes():
+    x, y = data.per_seed(lambda s: (torch.full((3, 2), float(s)), torch.full((3,), s)), [4, 7])
+    assert x.shape == (2, 3, 2) and y.tolist() == [[4, 4, 4], [7, 7, 7]]
+    assert data.per_seed(lambda s: torch.tensor([s]), [1, 2]).tolist() == [[1], [2]]
+    with pytest.raises(ValueError, match="same shapes"):
+        data.per_seed(lambda s: torch.zeros(s), [1, 2])
+    with pytest.raises(ValueError, match="at least one seed"):
+        data.per_seed(lambda s: torch.zeros(1), [])
+
+
+def test_mnist1d_sample_is_balanced_and_differs_by_seed(tmp_path):
+    x0, y0 = data.mnist1d_sample(100, seed=7, directory=tmp_path)
+    x1, _ = data.mnist1d_sample(100, seed=8, directory=tmp_path)
+    assert x0.shape == (100, 40) and torch.bincount(y0).tolist() == [10] * 10
+    assert not torch.equal(x0, x1)
+    assert torch.equal(data.mnist1d_sample(100, seed=7, directory=tmp_path)[0], x0)  # cached

@@ -196,11 +196,24 @@ def test_group_accuracy_by_hand_and_against_sklearn():
             assert [got[str(c)][i, j] for c in range(4)] == pytest.approx(per_class.tolist())
 
 
+def test_group_accuracy_scores_each_seed_on_its_own_labels():
+    y_true = torch.tensor([[0, 1, 2, 2], [2, 1, 0, 0]])  # (seeds, N): each seed its own set
+    y_pred = torch.stack([y_true, torch.zeros_like(y_true)])  # (losses, seeds, N)
+    got = metrics.group_accuracy(y_true, y_pred, {"all": [0, 1, 2]})["all"]
+    assert got.shape == (2, 2)
+    np.testing.assert_allclose(got[0], 1.0)
+    np.testing.assert_allclose(got[1], 1 / 3)  # class 0 right, classes 1 and 2 wrong
+    per = metrics.per_model(balanced_accuracy_score, y_true, y_pred)
+    np.testing.assert_allclose(per, got)
+    with pytest.raises(ValueError, match="do not occur"):
+        metrics.group_accuracy(torch.tensor([[0, 1, 2], [0, 1, 1]]), torch.zeros(2, 3), {"a": [2]})
+
+
 def test_group_accuracy_rejects_bad_input():
     y_true, y_pred = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1])
     with pytest.raises(ValueError, match=r"y_pred must have shape \(\.\.\., 3\)"):
         metrics.group_accuracy(y_true, torch.tensor([0, 1]), {"a": [0]})
-    with pytest.raises(ValueError, match="y_pred must have shape"):
+    with pytest.raises(ValueError, match="does not broadcast"):
         metrics.group_accuracy(y_true[None], y_pred, {"a": [0]})
     with pytest.raises(ValueError, match="groups must map each name to a non-empty list"):
         metrics.group_accuracy(y_true, y_pred, {"a": []})

@@ -1,8 +1,6 @@
 """Chapter 4's losses and weights in lib against their closed forms (float64)."""
 
-import math
 
-import numpy as np
 import pytest
 import sympy as sp
 import torch
@@ -172,18 +170,16 @@ def test_new_losses_run_under_vmap():
                                                              zip(logits, targets)]))
 
 
-def test_long_tailed_split_keeps_counts_and_balances_the_test_set():
-    g = torch.Generator().manual_seed(0)
-    y_train, y_test = torch.arange(4).repeat(300), torch.arange(4).repeat_interleave(
-        torch.tensor([50, 60, 70, 55]))
-    split = data.Split(torch.randn(len(y_train), 3, generator=g), y_train,
-                       torch.randn(len(y_test), 3, generator=g), y_test)
-    lt = data.long_tailed_split(split, n_max=200, ratio=20)
+def test_long_tailed_indices_with_a_disjoint_holdout():
+    labels = torch.arange(4).repeat(300)
     counts = data.long_tailed_counts(200, 4, 20)
-    assert torch.bincount(lt.y_train).tolist() == counts
-    assert torch.bincount(lt.y_test).tolist() == [50] * 4
-    assert math.isclose(counts[0] / counts[-1], 20, rel_tol=0.05)
-    # rows stay matched: every kept training row is one of the originals with its own label
-    rows = {tuple(r.tolist()): int(c) for r, c in zip(split.x_train, split.y_train)}
-    assert all(rows[tuple(r.tolist())] == int(c) for r, c in zip(lt.x_train, lt.y_train))
-    assert np.array_equal(lt.y_test.numpy(), data.long_tailed_split(split, 200, 20).y_test.numpy())
+    kept, held = data.long_tailed_indices(labels, counts, seed=3, holdout=[20, 10, 5, 1])
+    assert torch.bincount(labels[kept]).tolist() == counts
+    assert torch.bincount(labels[held], minlength=4).tolist() == [20, 10, 5, 1]
+    assert not set(kept.tolist()) & set(held.tolist())
+    again = data.long_tailed_indices(labels, counts, seed=3, holdout=[20, 10, 5, 1])
+    assert torch.equal(kept, again[0]) and torch.equal(held, again[1])
+    with pytest.raises(ValueError, match="holdout must hold one count per class"):
+        data.long_tailed_indices(labels, counts, holdout=[1])
+    with pytest.raises(ValueError, match="plus holdout"):
+        data.long_tailed_indices(labels, counts, holdout=[200, 0, 0, 0])

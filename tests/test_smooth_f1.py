@@ -143,8 +143,8 @@ def test_best_threshold_takes_the_first_maximum_and_tunes_per_model():
 @pytest.mark.parametrize(
     ("y", "probs", "thresholds", "message"),
     [
-        ([0, 1, 2], [0.1, 0.2, 0.3], [0.5], "y_true must be a 1-D array of labels in {0, 1}"),
-        ([[0, 1]], [0.1, 0.2], [0.5], "y_true must be a 1-D array"),
+        ([0, 1, 2], [0.1, 0.2, 0.3], [0.5], "y_true must be an array of labels in {0, 1}"),
+        ([[0, 1]], [0.1, 0.2], [0.5], "does not broadcast"),
         ([0, 1, 1], [0.1, 0.2], [0.5], r"probabilities must have shape \(\.\.\., 3\)"),
         ([0, 1], 0.5, [0.5], r"probabilities must have shape \(\.\.\., 2\)"),
         ([0, 1], [0.1, 0.2], [], "thresholds must be a non-empty 1-D array"),
@@ -189,5 +189,15 @@ def test_binary_scores_reject_bad_inputs():
         metrics.binary_scores(y, torch.ones(2, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="y_true"):
         metrics.binary_scores(torch.tensor([0.0, 2.0, 1.0]), torch.ones(3, dtype=torch.bool))
-    with pytest.raises(ValueError, match="y_true must be 1-D"):
+    with pytest.raises(ValueError, match="does not broadcast"):
         metrics.binary_scores(torch.ones(2, 3), torch.ones(3, dtype=torch.bool))
+
+
+def test_f1_metrics_score_each_seed_on_its_own_labels():
+    y = np.array([[1, 0, 0, 1], [0, 0, 1, 0]])  # (seeds, N): each seed its own test set
+    probs = np.array([[[0.9, 0.1, 0.6, 0.8], [0.2, 0.3, 0.7, 0.1]]])  # (losses, seeds, N)
+    grid = metrics.f1_at_thresholds(y, probs, [0.5])
+    expected = [[f1_score(y[s], probs[0, s] >= 0.5) for s in range(2)]]
+    np.testing.assert_allclose(grid[..., 0], expected)
+    scores = metrics.binary_scores(torch.as_tensor(y), torch.as_tensor(probs) >= 0.5)
+    np.testing.assert_allclose(scores["F1"], expected)
