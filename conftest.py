@@ -3,7 +3,7 @@
 import os
 import tempfile
 
-# Notebooks save their claims with lib.report.save_results. Under test they write to a
+# Notebooks save their claims with lib.evidence.save_results. Under test they write to a
 # temporary folder, so that running the tests never overwrites the committed results/.
 os.environ.setdefault("BOOK_RESULTS_DIR", tempfile.mkdtemp(prefix="book-results-"))
 # Under test the notebooks run at the small scale unless the caller asks for another; outside the

@@ -2,9 +2,10 @@
 
     python scripts/claims_page.py           # rewrite reproducibility.md and its figure
     python scripts/claims_page.py --check   # exit 1 if reproducibility.md is out of date
+    python scripts/claims_page.py --snapshot "why"   # before a rerun: keep today's verdicts
 
 Each chapter ends by saving the claims it tested to ``results/<chapter>.json``
-(``lib.report.save_results``). This script turns those files into ``reproducibility.md`` and
+(``lib.evidence.save_results``). This script turns those files into ``reproducibility.md`` and
 ``_static/claims-forest.png``, so the page is never typed by hand and cannot drift from the
 notebooks; ``tests/test_reproducibility.py`` runs the ``--check``.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `lib` without installing the project
 
-from lib import report  # noqa: E402
+from lib import evidence, report  # noqa: E402
 
 PAGE = ROOT / "reproducibility.md"
 FIGURE = ROOT / "_static" / "claims-forest.png"
@@ -49,52 +50,141 @@ def load(results_dir: Path = ROOT / "results") -> list[dict]:
     return records
 
 
-def _verdict(c: dict) -> str:
-    return c["verdict"] if c["verdict"] == "held" else f"**{c['verdict']}**"
+def _verdict(verdict: str) -> str:
+    return verdict if verdict == "held" else f"**{verdict}**"
 
 
-def render(results_dir: Path = ROOT / "results") -> str:
+SNAPSHOT = ROOT / "results" / "previous" / "verdicts.json"
+
+
+def snapshot(reason: str, results_dir: Path = ROOT / "results", path: Path = SNAPSHOT) -> None:
+    """Keep the current results' intervals and verdicts as "the last committed run".
+
+    Run it before a rerun that will change the results, with the reason of the rerun; the page
+    then lists every verdict that moved, with its old and new interval.
+    """
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip() or "unknown"
+    chapters = {r["chapter"]: [{key: c[key] for key in ("id", "mean", "low", "high", "verdict",
+                                                         "exact")} for c in r["claims"]]
+                for r in load(results_dir)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"commit": commit, "reason": reason, "chapters": chapters},
+                               indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _changes(records: list[dict], path: Path) -> list[str]:
+    """The section on verdicts that moved since the snapshot (:func:`snapshot`)."""
+    if not path.exists():
+        return []
+    before = json.loads(path.read_text(encoding="utf-8"))
+    old = {c["id"]: c for claims in before["chapters"].values() for c in claims}
+    now = [c for r in records for c in r["claims"]]
+    both = [c for c in now if c["id"] in old]
+    moved = [c for c in both if c["verdict"] != old[c["id"]]["verdict"]]
+    new = [c["id"] for c in now if c["id"] not in old]
+    gone = sorted(set(old) - {c["id"] for c in now})
+    lines = [
+        "",
+        "## Since the last committed run",
+        "",
+        f"Compared with the results committed at `{before['commit']}`: {len(moved)} of the "
+        f"{len(both)} claims that both runs tested changed their 95% verdict"
+        + (f"; new claims: {', '.join(new)}" if new else "")
+        + (f"; claims no longer tested: {', '.join(gone)}" if gone else "") + ". "
+        f"What changed between the runs: {before['reason']}",
+    ]
+    if moved:
+        lines += ["", "| id | before: interval | verdict | now: interval | verdict |",
+                  "|---|---|---|---|---|"]
+        for c in moved:
+            o = old[c["id"]]
+            lines.append(f"| {c['id']} | {report.interval_text(o)} | {o['verdict']} "
+                         f"| {report.interval_text(c)} | {c['verdict']} |")
+    return lines
+
+
+def render(results_dir: Path = ROOT / "results", snapshot_path: Path = SNAPSHOT) -> str:
     """The page's Markdown, from every ``results/*.json`` in chapter order."""
     records = load(results_dir)
-    counts = {v: sum(c["verdict"] == v for r in records for c in r["claims"])
-              for v in report.VERDICTS}
+    claims = [c for r in records for c in r["claims"]]
+    holm = evidence.holm_verdicts(claims)
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in evidence.VERDICTS}
+    sampled = [c for c in claims if not c["exact"]]
+    changed = [c["id"] for c in sampled if holm[c["id"]] != c["verdict"]]
+    own_test = sum(not c["test_set"] for c in sampled)
     lines = [
         "# Reproducibility",
         "",
         "Every claim the book tests, with what its chapter measured the last time it ran. Each",
-        "claim declares, before it runs, what it says of its measure: greater than a threshold",
-        "(usually 0, no difference), less than it, or equivalent to it within a stated margin",
-        "±δ. Most measures are paired differences: two methods trained from the same seed on the",
-        "same data draw, one difference per seed. The verdict comes from the 95% t-interval of",
-        "the mean over seeds (`lib.report.paired_interval`): **held** when the whole interval",
-        "lies on the claimed side (or inside ±δ), **not held** when it lies on the other side",
-        "(or outside ±δ), **inconclusive** when it straddles the threshold. An *exact* claim",
-        "(a float64 identity, a closed form) has no sampling noise and its interval is its",
-        "value. A chapter saves its claims before it asserts anything, so a claim that did not",
-        "hold is reported here, not lost.",
+        "claim is declared in its chapter before anything trains (`lib.evidence.Claims`): what it",
+        "says of its measure, greater than a threshold (usually 0, no difference), less than it,",
+        "or equivalent to it within a stated margin ±δ. Most measures are paired differences:",
+        "two methods trained from the same seed on the same data draw, one difference per seed.",
+        "The verdict comes from the 95% t-interval of the mean over seeds",
+        "(`lib.evidence.paired_interval`): **held** when the whole interval lies on the claimed",
+        "side (or inside ±δ), **not held** when it lies on the other side (or outside ±δ),",
+        "**inconclusive** when it straddles the threshold. An *exact* claim (a float64 identity,",
+        "a closed form) has no sampling noise and its interval is its value; a sampled claim",
+        "whose seeds all gave the same value has an unknown spread and is inconclusive. Each",
+        "claim says where it comes from: *article* where Su's article states it, *literature*",
+        "with the paper whose finding it is, *beyond* for the book's own claims and checks.",
         "",
-        "Each chapter saves its claims when it runs (`lib.report.save_results`) and",
-        "`scripts/claims_page.py` writes this page from those files, so nothing here is typed by",
-        "hand. A test fails when a chapter's results are missing, or older than its code, its",
-        "cell tags, the library or the scale, or when this page is older than the results.",
-        "Reproducing on the same machine gives the same numbers; on another machine (another",
-        "CPU, another PyTorch build) expect different numbers in the second or third decimal,",
-        "because floating-point sums are ordered differently, and the same verdicts within the",
-        "intervals.",
+        "**What an interval covers.** A seed is one repetition of the whole experiment: it draws",
+        "its own training (and validation) data, its own initial weights and minibatch order,",
+        "and, for every claim whose *test set* column below is empty, its own test set (a fresh",
+        "MNIST-1D sample, a fresh stratified split of the digits), all from independent streams",
+        "of the seed (`lib.seeds.streams`). So the interval of such a claim covers the sampling",
+        "of training and test data and the randomness of training, for this data set,",
+        f"architecture and recipe; {own_test} of the {len(sampled)} sampled claims are of this",
+        "kind. A claim with an entry in that column was measured on a fixed test set or in the",
+        "population, and the entry says which and why. No interval covers other data sets, other",
+        "architectures or training recipes, the finite pools from which training sets are drawn,",
+        "or another machine's rounding, and each interval is a 95% interval on its own, not",
+        "corrected for the number of claims.",
         "",
-        f"In all: {sum(counts.values())} claims, "
-        + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".",
+        f"**Multiplicity.** The book tests {len(sampled)} sampled claims, each at 95%, so a few",
+        "verdicts would be expected to come out wrong by chance alone. The column *Holm* gives",
+        "each sampled claim's verdict under Holm's correction over the whole book's family",
+        "(`lib.evidence.holm_verdicts`: the one-sided t-tests behind each verdict, two one-sided",
+        "tests for equivalence claims, step-down adjusted so that the chance of any wrong verdict",
+        "in the family is at most 5%): a verdict that does not survive becomes inconclusive. The",
+        "per-claim 95% verdict stays the headline.",
+        f"Under Holm's correction {len(changed)} of the {len(sampled)} verdicts change"
+        + (f" ({', '.join(changed)})." if changed else "."),
         "",
-        "| chapter | claims | held | not held | inconclusive | scale | device | seeds "
-        "| training time |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Each chapter saves its claims when it runs (`lib.evidence.save_results`), with the list",
+        "of seeds, the seed offset (`BOOK_SEED_OFFSET`, 0 for the committed book) and the package",
+        "versions, and `scripts/claims_page.py` writes this page from those files, so nothing",
+        "here is typed by hand. A test fails when a chapter's results are missing, were made on",
+        "other seeds, or are older than its code, its cell tags, the library's code (its",
+        "docstrings and comments do not count), the scale, the seed offset or the pinned",
+        "versions of torch, numpy, scikit-learn, scipy, sympy and mnist1d; another recomputes",
+        "every interval and verdict below from its stored values. Reproducing on the same",
+        "machine gives the same numbers; on another machine (another CPU, another PyTorch build)",
+        "expect different numbers in the second or third decimal, because floating-point sums",
+        "are ordered differently, and the same verdicts within the intervals.",
+        "",
+        f"In all: {len(claims)} claims, "
+        + ", ".join(f"{n} {v}" for v, n in counts.items())
+        + f"; {sum(v == 'held' for v in holm.values())} held under Holm's correction.",
+        "",
+        "| chapter | claims | held | not held | inconclusive | held (Holm) | scale | device "
+        "| seeds | training time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
-        tally = [sum(c["verdict"] == v for c in r["claims"]) for v in report.VERDICTS]
+        tally = [sum(c["verdict"] == v for c in r["claims"]) for v in evidence.VERDICTS]
+        holm_held = sum(c["verdict"] == "held" if c["exact"] else holm[c["id"]] == "held"
+                        for c in r["claims"])
         lines.append(
             f"| {{doc}}`chapters/{r['chapter']}` | {len(r['claims'])} | "
             + " | ".join(map(str, tally))
-            + f" | {r['scale']} | {_cell(r['device'])} | {r['seeds']} | {r['seconds']:.0f} s |")
+            + f" | {holm_held} | {r['scale']} | {_cell(r['device'])} | {len(r['seeds'])} "
+            f"| {r['seconds']:.0f} s |")
+    lines += _changes(records, snapshot_path)
     lines += [
         "",
         "```{figure} _static/claims-forest.png",
@@ -110,24 +200,28 @@ def render(results_dir: Path = ROOT / "results") -> str:
     ]
     for r in records:
         env = r["versions"]
+        seeds = r["seeds"]
         lines += [
             "",
             f"## {_title(r['chapter'])}",
             "",
             f"{{doc}}`chapters/{r['chapter']}`, run at scale `{r['scale']}` on "
             f"{_cell(r['device'])} ({_cell(r['cpu'])}, {r['cpu_capability']}) with "
-            f"{r['seeds']} seeds: "
+            f"{len(seeds)} seeds ({seeds[0]} to {seeds[-1]}, seed offset {r['seed offset']}): "
             + ", ".join(f"{k} {v}" for k, v in env.items()) + ".",
             "",
-            "| id | claim | from | measure | claimed | n | mean | 95% interval | verdict "
-            "| details |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| id | claim | source | measure | test set | claimed | n | mean | 95% interval "
+            "| verdict | Holm | details |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for c in r["claims"]:
+            test_set = "exact" if c["exact"] else c["test_set"]
+            adjusted = "—" if c["exact"] else _verdict(holm[c["id"]])
             lines.append(
-                f"| {c['id']} | {_cell(c['claim'])} | {c['source']} | {_cell(c['measure'])} "
-                f"| {_cell(report.claimed(c))} | {c['n']} | {report._number(c['mean'])} "
-                f"| {report.interval_text(c)} | {_verdict(c)} | {_cell(c['detail'])} |")
+                f"| {c['id']} | {_cell(c['claim'])} | {_cell(report.source_text(c))} "
+                f"| {_cell(c['measure'])} | {_cell(test_set)} | {_cell(report.claimed(c))} "
+                f"| {c['n']} | {report._number(c['mean'])} | {report.interval_text(c)} "
+                f"| {_verdict(c['verdict'])} | {adjusted} | {_cell(c['detail'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -186,7 +280,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
                         help="only compare reproducibility.md with the results; exit 1 if stale")
+    parser.add_argument("--snapshot", metavar="REASON",
+                        help="before a rerun: keep the current verdicts as the last committed "
+                             "run's, with the reason of the rerun, and exit")
     args = parser.parse_args(argv)
+    if args.snapshot:
+        snapshot(args.snapshot)
+        print(f"kept the current verdicts in {SNAPSHOT.relative_to(ROOT)}")
+        return 0
     page = render()
     if args.check:
         if not PAGE.exists() or PAGE.read_text(encoding="utf-8") != page or not FIGURE.exists():

@@ -33,7 +33,7 @@ from nbclient.exceptions import CellExecutionError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `lib` without installing the project (e.g. on a GPU host)
 
-from lib import report  # noqa: E402
+from lib import evidence  # noqa: E402
 from scripts import claims_page  # noqa: E402
 
 # A tqdm refresh: carriage return, then a bar ("desc:  40%|####  | 16/40 [...]", padded with
@@ -112,13 +112,14 @@ def execute(path: Path, timeout: int | None,
 
 def provenance_line(path: Path, seconds: float) -> str:
     """What the chapter saved about its run, in one line."""
-    saved = report.results_dir() / f"{path.stem}.json"
+    saved = evidence.results_dir() / f"{path.stem}.json"
     if not saved.exists():
         return f"{path.stem}: {seconds:.1f} s (no saved results)"
     r = json.loads(saved.read_text(encoding="utf-8"))
     tally = ", ".join(f"{sum(c['verdict'] == v for c in r['claims'])} {v}"
-                      for v in report.VERDICTS)
-    return (f"{path.stem}: device {r['device']} | scale {r['scale']} | seeds {r['seeds']} | "
+                      for v in evidence.VERDICTS)
+    return (f"{path.stem}: device {r['device']} | scale {r['scale']} | seeds "
+            f"{len(r['seeds'])} (offset {r['seed offset']}) | "
             f"wall time {seconds:.1f} s (training {r['seconds']:.1f} s) | torch "
             f"{r['versions']['torch']} | claims: {tally}")
 
@@ -147,7 +148,7 @@ def main(argv=None) -> int:
         else:
             print("  " + provenance_line(path, seconds), flush=True)
     print(f"all {len(notebooks)} notebooks executed in {total:.1f} s")
-    if report.results_dir().resolve() == (ROOT / "results").resolve():
+    if evidence.results_dir().resolve() == (ROOT / "results").resolve():
         claims_page.main([])  # the page shows the committed results only
     if failed:
         print(f"{len(failed)} of {len(notebooks)} notebooks failed: {', '.join(failed)}")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lib import report
+from lib import evidence, report
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -93,21 +93,54 @@ def saved_record(path):
     return json.loads(saved.read_text(encoding="utf-8"))
 
 
-def test_saved_results_are_as_fresh_as_code_tags_library_and_scale(notebook):
+def test_saved_results_are_as_fresh_as_code_library_scale_seeds_and_versions(notebook):
     path, _ = notebook
     record = saved_record(path)
-    assert record["fingerprint"] == report.results_fingerprint(path, record["scale"]), (
-        f"results/{path.stem}.json is stale: the code or cell tags of {path.name}, or lib/, "
-        "changed since it ran; re-execute it with `python scripts/reproduce.py chapters/"
-        + path.name + "`")
+    reasons = evidence.stale_reasons(record, path)
+    assert not reasons, (
+        f"results/{path.stem}.json is stale: " + "; ".join(reasons) + ". Re-execute it with "
+        f"`python scripts/reproduce.py chapters/{path.name}` (in the environment of "
+        "requirements.txt, with BOOK_SEED_OFFSET unset)")
     assert record["claims"], f"results/{path.stem}.json holds no claims"
 
 
-def test_committed_results_are_the_books_full_run(notebook):
+def test_committed_results_are_the_books_full_run_on_the_default_seeds(notebook):
     path, _ = notebook
     record = saved_record(path)
     assert record["scale"] == "full", f"{path.name} was last run at scale {record['scale']}"
-    assert record["seeds"] >= 20, f"{path.name} ran {record['seeds']} seeds, fewer than 20"
+    seeds = record["seeds"]
+    assert isinstance(seeds, list) and len(seeds) >= 20, (
+        f"{path.name} records seeds {seeds!r}: a list of at least 20 seeds expected")
+    assert record["seed offset"] == 0 and seeds == list(range(len(seeds))), (
+        f"{path.name} was run with BOOK_SEED_OFFSET {record['seed offset']} (seeds {seeds[:3]}"
+        "...): the committed book is the run on the default seeds 0, 1, 2, ...")
+
+
+def test_every_saved_interval_and_verdict_is_what_its_values_give(notebook):
+    # the page trusts low, high and verdict: recompute each from its stored values
+    path, _ = notebook
+    for c in saved_record(path)["claims"]:
+        rebuilt = evidence.recompute(c)
+        for key in ("n", "mean", "std", "low", "high", "verdict"):
+            assert rebuilt[key] == c[key] or (
+                key in ("mean", "std") and abs(rebuilt[key] - c[key]) < 1e-12), (
+                f"{path.name}: claim {c['id']} stores {key} {c[key]!r}, its values give "
+                f"{rebuilt[key]!r}")
+
+
+TRAINING_CALLS = ("train_batched(", "train_one(")
+
+
+def test_claims_are_declared_before_the_first_training_cell(notebook):
+    # "declared before it runs": every declaration precedes every cell that trains
+    path, nb = notebook
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    declaring = [i for i, source in enumerate(code) if ".declare(" in source]
+    training = [i for i, source in enumerate(code) if any(t in source for t in TRAINING_CALLS)]
+    assert declaring, f"{path.name} declares no claims (lib.evidence.Claims.declare)"
+    assert not training or max(declaring) < min(training), (
+        f"{path.name}: code cell {max(declaring)} declares a claim after code cell "
+        f"{min(training)} trains; declare every claim before the first training cell")
 
 
 CLAIM_CELL = ("save_results(", "claim(", "assert ")
@@ -136,6 +169,8 @@ def test_the_notebook_shows_the_claims_it_saved(notebook):
 
 
 GLUE_ROLE = re.compile(r"\{glue:(text|md)\}`([A-Za-z0-9_]+)(?::([^`]*))?`")
+# a number of another chapter: {glue:text}`02_smooth_f1.ipynb::key:.3f`
+OTHER_GLUE = re.compile(r"\{glue:(?:text|md)\}`([A-Za-z0-9_]+)\.ipynb::([A-Za-z0-9_]+)")
 
 
 def glued_values(nb) -> dict[str, dict]:
@@ -171,3 +206,13 @@ def test_every_glued_number_the_prose_quotes_exists_and_formats(notebook):
             assert isinstance(value, (int, float)), (
                 f"{path.name}: {name!r} is quoted as a number but glued as "
                 f"{values[name]['text/plain']!r}")
+
+
+def test_numbers_quoted_from_other_chapters_exist_there(notebook):
+    path, nb = notebook
+    prose = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    for other, name in OTHER_GLUE.findall(prose):
+        source = ROOT / "chapters" / f"{other}.ipynb"
+        assert source.exists(), f"{path.name} quotes {name!r} from {other}.ipynb, which is missing"
+        values = glued_values(json.loads(source.read_text(encoding="utf-8")))
+        assert name in values, f"{path.name} quotes {name!r}, which {other}.ipynb does not glue"

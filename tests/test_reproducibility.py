@@ -22,32 +22,44 @@ def test_every_chapter_has_results_on_the_page():
         assert f"{{doc}}`chapters/{notebook.stem}`" in page, notebook.name
 
 
-def test_render_lists_every_claim_with_interval_and_verdict(tmp_path):
+def test_render_lists_every_claim_with_source_test_set_interval_verdict_and_holm(tmp_path):
     import json
 
-    from lib import report
+    from lib import evidence
 
-    claims = [report.claim("1.1", "A | B", source="article", measure="m",
-                           values=[0.04, 0.05, 0.06], direction="greater", detail="d"),
-              report.claim("1.2", "C", source="beyond", measure="m", values=[-0.02, 0.01, 0.0],
-                           direction="greater", detail="d"),
-              report.claim("1.3", "D", source="beyond", measure="m", values=[0.001, -0.001],
-                           direction="equivalent", delta=0.005, detail="d"),
-              report.claim("1.4", "E", source="beyond", measure="m", values=[2e-15],
-                           direction="less", threshold=1e-9, exact=True, detail="d")]
+    claims = [evidence.claim("1.1", "A | B", source="literature", cite="k2020", measure="m",
+                             values=[0.04, 0.05, 0.06], direction="greater", detail="d"),
+              evidence.claim("1.2", "C", source="beyond", measure="m", values=[-0.02, 0.01, 0.0],
+                             direction="greater", detail="d", test_set="fixed: one split"),
+              evidence.claim("1.3", "D", source="beyond", measure="m", values=[0.001, -0.001],
+                             direction="equivalent", delta=0.005, detail="d"),
+              evidence.claim("1.4", "E", source="article", measure="m", values=[2e-15],
+                             direction="less", threshold=1e-9, exact=True, detail="d")]
     record = {"chapter": "01_smooth_accuracy", "fingerprint": "x", "scale": "full",
-              "device": "cpu (x86_64, 2 threads)", "seeds": 20, "seconds": 12.0,
-              "versions": {"torch": "2", "sympy": "1"}, "cpu": "a CPU",
+              "device": "cpu (x86_64, 2 threads)", "seeds": list(range(20)), "seed offset": 0,
+              "seconds": 12.0, "versions": {"torch": "2", "sympy": "1"}, "cpu": "a CPU",
               "cpu_capability": "AVX2", "claims": claims}
     (tmp_path / "01_smooth_accuracy.json").write_text(json.dumps(record))
-    page = claims_page.render(tmp_path)
-    assert ("| 1.1 | A \\| B | article | m | > 0 | 3 | +0.050 | [+0.025, +0.075] | held | d |"
+    before = tmp_path / "previous" / "verdicts.json"
+    claims_page.snapshot("a reason", tmp_path, before)
+    page = claims_page.render(tmp_path, before)
+    assert ("| 1.1 | A \\| B | literature (k2020) | m |  | > 0 | 3 | +0.050 | [+0.025, +0.075] "
+            "| held | held | d |" in page)  # 3 sampled claims: Holm keeps a strong verdict
+    assert "| 1.2 | C | beyond | m | fixed: one split | > 0 | 3 | -0.003 |" in page
+    assert "| 1.3 | D | beyond | m |  | within 0 ± 0.005 | 2 |" in page
+    assert ("| 1.4 | E | article | m | exact | < 1e-09 | 1 | 2.0e-15 | exact | held | — | d |"
             in page)
-    assert "| 1.2 | C | beyond | m | > 0 | 3 | -0.003 |" in page and "**inconclusive**" in page
-    assert "| 1.3 | D | beyond | m | within 0 ± 0.005 | 2 |" in page
-    assert "| 1.4 | E | beyond | m | < 1e-09 | 1 | 2.0e-15 | exact | held | d |" in page
-    assert "| 4 | 2 | 0 | 2 | full |" in page
-    assert "_static/claims-forest.png" in page
+    assert "| 4 | 2 | 0 | 2 | 2 | full |" in page and "| 20 |" in page
+    assert "0 of the 4 claims that both runs tested changed their 95% verdict" in page
+    assert "What changed between the runs: a reason" in page
+    assert "_static/claims-forest.png" in page and "What an interval covers" in page
+    assert "Under Holm's correction 0 of the 3 verdicts change" in page
+    claims[0] = evidence.claim("1.1", "A | B", source="literature", cite="k2020", measure="m",
+                               values=[-0.04, -0.05, -0.06], direction="greater", detail="d")
+    (tmp_path / "01_smooth_accuracy.json").write_text(json.dumps(record))
+    page = claims_page.render(tmp_path, before)
+    assert "1 of the 4 claims that both runs tested changed" in page
+    assert "| 1.1 | [+0.025, +0.075] | held | [-0.075, -0.025] | not held |" in page
     claims_page.forest_plot([record], tmp_path / "forest.png")
     assert (tmp_path / "forest.png").stat().st_size > 1000
 
