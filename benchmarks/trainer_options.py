@@ -105,8 +105,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile row")
     args = parser.parse_args(argv)
-    split = data.long_tailed_split(data.load_mnist1d(num_samples=args.samples), 1000, 100)
-    x, y = split.x_train, split.y_train
+    pool = data.load_mnist1d(num_samples=args.samples)
+    keep = data.long_tailed_indices(pool.y_train, data.long_tailed_counts(1000, 10, 100))
+    x, y = pool.x_train[keep], pool.y_train[keep]
     seeds = list(range(args.models))
     make_model = lambda: train.mlp(40, args.hidden, 10)  # noqa: E731
     recipe = {fused: train.Recipe(args.epochs, args.batch_size, lr=1e-3, fused=fused)

@@ -53,6 +53,7 @@ __all__ = [
     "f1_weighted_bce",
     "generalized_cross_entropy",
     "logit_adjusted_cross_entropy",
+    "prior_margin_cross_entropy",
     "class_weighted_bce",
     "class_weighted_cross_entropy",
     "class_balanced_weights",
@@ -563,6 +564,60 @@ def logit_adjusted_cross_entropy(
     return _mean_cross_entropy(logits + tau * torch.log(prior.to(logits)), targets)
 
 
+def prior_margin_cross_entropy(
+    logits: Tensor, targets: Tensor, prior: Tensor, tau: float = 1.0
+) -> Tensor:
+    r"""Cross-entropy with a prior margin on the true class only (chapter 3, eq. prior-margin).
+
+    .. math:: L = -\frac1N\sum_n \log
+              \frac{e^{s_{n,y_n} + \tau\log\pi_{y_n}}}
+                   {e^{s_{n,y_n} + \tau\log\pi_{y_n}} + \sum_{i\ne y_n} e^{s_{n,i}}}
+            = \frac1N\sum_n \log\Big[1 + \sum_{i\ne y_n}
+              e^{\,s_{n,i} - s_{n,y_n} + m_{y_n}}\Big],
+              \qquad m_y = -\tau\log\pi_y \ge 0
+
+    with scores :math:`s` = ``logits`` and class prior :math:`\pi` = ``prior``: the
+    additive-margin softmax (chapter 3, eq. am-softmax) with the margin :math:`m_y` of the
+    article, the step before :func:`logit_adjusted_cross_entropy`. Only the true class's score
+    moves (by :math:`\tau\log\pi_y`); the logit-adjusted loss shifts every class by its own
+    :math:`\tau\log\pi_i`, so it asks the true class to beat class :math:`i` by
+    :math:`m_y - m_i`, where this loss asks it to beat every class by the whole :math:`m_y`.
+    Its gradient is :math:`\mathrm{softmax}(s + \tau\log\pi_y\, e_y)_i - \mathbb 1[i = y]`,
+    divided by :math:`N`. It has the form of :func:`ldam_loss` with the margins
+    :math:`-\tau\log\pi_y` instead of :math:`\propto n_y^{-1/4}`. Chapter 3 shows that in
+    the binary case its population minimiser predicts class 1 iff
+    :math:`P(y=1\mid x) > (1 + \pi_1^\tau)/(2 + \pi_0^\tau + \pi_1^\tau)`, a threshold that
+    never falls below 1/3 (eq. prior-margin-threshold). ``tau = 0`` is plain cross-entropy.
+
+    Args:
+        logits (Tensor): float, shape ``(N, C)``.
+        targets (Tensor): int64 class indices of shape ``(N,)``, in [0, C).
+        prior (Tensor): class prior of shape ``(C,)``, positive, summing to 1; any device and
+            float dtype (it is moved to the logits').
+        tau (float): scale of the margins, a Python number >= 0. Default: ``1.0``.
+
+    Returns:
+        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+
+    Raises:
+        ValueError: on a bad ``tau``, a shape mismatch, or (value checks) bad targets or prior.
+    """
+    _multiclass_inputs(logits, targets)
+    if not isinstance(prior, Tensor):
+        raise ValueError(f"prior must be a tensor of shape ({logits.shape[-1]},)")
+    if prior.shape != logits.shape[-1:]:
+        raise ValueError(
+            f"prior must have shape ({logits.shape[-1]},) to match logits "
+            f"{tuple(logits.shape)}, got {tuple(prior.shape)}"
+        )
+    tau = check_number(tau, "tau")
+    if _VALUE_CHECKS.get():
+        check_prior(prior)
+    shift = tau * torch.log(prior.to(logits))[targets]  # tau log pi_y, shape of targets
+    true_class = F.one_hot(targets, logits.shape[-1]).to(logits.dtype)
+    return _mean_cross_entropy(logits + shift.unsqueeze(-1) * true_class, targets)
+
+
 # --- chapter 4: reweighting ----------------------------------------------------------------
 
 
@@ -633,7 +688,7 @@ def class_balanced_weights(counts, beta: float) -> Tensor:
 
 
 def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alpha=None) -> Tensor:
-    r"""Focal loss of Lin et al. (2017), binary or multi-class (chapter 4, eq. focal; ch. 5).
+    r"""Focal loss of Lin et al. (2017), binary or multi-class (chapter 4, eq. recipe; ch. 5).
 
     .. math:: L = -\frac1N \sum_n \alpha_{n}\, (1 - p_{n})^{\gamma} \log p_{n}
 
@@ -685,7 +740,7 @@ def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alpha=None) 
 
 def ldam_loss(logits: Tensor, targets: Tensor, counts, max_margin: float = 0.5,
               scale: float = 1.0) -> Tensor:
-    r"""Label-distribution-aware margin loss of Cao et al. (2019) (chapter 4, eq. ldam).
+    r"""Label-distribution-aware margin loss of Cao et al. (2019) (chapter 4, eq. shift-weights).
 
     .. math:: L = -\frac1N\sum_n \log
               \frac{e^{s(z_{n,y_n} - \Delta_{y_n})}}

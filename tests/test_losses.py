@@ -1,5 +1,6 @@
 """Each loss of lib.losses against its closed form (from SymPy, via lambdify) in float64."""
 
+import math
 import threading
 
 import numpy as np
@@ -241,6 +242,88 @@ def test_logit_adjusted_ce_with_tau_zero_is_cross_entropy():
     )
 
 
+def prior_margin_by_hand(logits, targets, prior, tau):
+    """Per sample: -log(e^{t} / (e^{t} + sum_{i != y} e^{s_i})), with t = s_y + tau log pi_y."""
+    s_true = logits.gather(1, targets[:, None]).squeeze(1) + tau * prior.log()[targets]
+    others = logits.exp().sum(1) - logits.gather(1, targets[:, None]).squeeze(1).exp()
+    return -(s_true - (s_true.exp() + others).log())
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.5, 1.0, 2.0])
+def test_prior_margin_ce_matches_closed_form_and_gradient(tau):
+    C = 5
+    g = torch.Generator().manual_seed(21)
+    logits = 2 * torch.randn(40, C, generator=g)
+    targets = torch.randint(0, C - 1, (40,), generator=g)  # class C-1 absent from the batch
+    prior = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03])
+    value, grad = value_and_grad(L.prior_margin_cross_entropy, logits, targets, prior, tau)
+    torch.testing.assert_close(value, prior_margin_by_hand(logits, targets, prior, tau).mean())
+    # d/ds_i = softmax(s + tau log pi_y e_y)_i - [i = y], divided by the batch size
+    onehot = F.one_hot(targets, C).double()
+    shifted = logits + tau * prior.log()[targets][:, None] * onehot
+    torch.testing.assert_close(grad, (shifted.softmax(1) - onehot) / len(targets))
+
+
+def test_prior_margin_ce_is_a_margin_against_every_other_class():
+    # L = log(1 + sum_{i != y} exp(s_i - s_y + m_y)), m_y = -tau log pi_y, the docstring's form;
+    # the logit-adjusted loss has m_y - m_i in its place
+    g = torch.Generator().manual_seed(22)
+    logits, targets = torch.randn(12, 4, generator=g), torch.randint(0, 4, (12,), generator=g)
+    prior, tau = torch.tensor([0.6, 0.25, 0.1, 0.05]), 1.5
+    margin = -tau * prior.log()[targets][:, None]  # (N, 1)
+    terms = (logits - logits.gather(1, targets[:, None]) + margin).exp()
+    terms = terms.scatter(1, targets[:, None], 0.0)  # i != y
+    torch.testing.assert_close(L.prior_margin_cross_entropy(logits, targets, prior, tau),
+                               terms.sum(1).log1p().mean())
+    # with a uniform prior every margin is tau log C: the same for every class, unlike LA (= CE)
+    uniform = torch.full((4,), 0.25)
+    torch.testing.assert_close(
+        L.prior_margin_cross_entropy(logits, targets, uniform, 1.0),
+        L.ldam_loss(logits, targets, [1, 1, 1, 1], max_margin=math.log(4)))
+    torch.testing.assert_close(L.logit_adjusted_cross_entropy(logits, targets, uniform, 1.0),
+                               F.cross_entropy(logits, targets))
+
+
+def test_prior_margin_ce_with_tau_zero_is_cross_entropy_exactly():
+    g = torch.Generator().manual_seed(23)
+    logits, targets = torch.randn(10, 3, generator=g), torch.randint(0, 3, (10,), generator=g)
+    prior = torch.tensor([0.6, 0.3, 0.1])
+    zero = lambda z, t: L.prior_margin_cross_entropy(z, t, prior, tau=0.0)  # noqa: E731
+    for got, expected in zip(value_and_grad(zero, logits, targets),
+                             value_and_grad(F.cross_entropy, logits, targets)):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_prior_margin_ce_over_models_is_each_models_loss():
+    g = torch.Generator().manual_seed(24)
+    logits, targets = torch.randn(3, 16, 4, generator=g), torch.randint(0, 4, (3, 16), generator=g)
+    prior = torch.tensor([0.6, 0.25, 0.1, 0.05])
+    with L.over_models():
+        per_model = L.prior_margin_cross_entropy(logits, targets, prior, 1.0)
+    assert per_model.shape == (3,)
+    for m in range(3):
+        torch.testing.assert_close(per_model[m],
+                                   L.prior_margin_cross_entropy(logits[m], targets[m], prior))
+
+
+def test_prior_margin_ce_rejects_bad_prior_and_tau():
+    logits, targets = torch.zeros(4, 3), torch.tensor([0, 1, 2, 0])
+    good = torch.tensor([0.5, 0.3, 0.2])
+    with pytest.raises(ValueError, match=r"prior must have shape \(3,\)"):
+        L.prior_margin_cross_entropy(logits, targets, torch.tensor([0.5, 0.5]))
+    with pytest.raises(ValueError, match=r"prior must be a tensor of shape \(3,\)"):
+        L.prior_margin_cross_entropy(logits, targets, [0.5, 0.3, 0.2])
+    with pytest.raises(ValueError, match="prior must be positive"):
+        L.prior_margin_cross_entropy(logits, targets, torch.tensor([0.0, 0.5, 0.5]))
+    with pytest.raises(ValueError, match="prior must sum to 1"):
+        L.prior_margin_cross_entropy(logits, targets, torch.tensor([0.5, 0.5, 0.5]))
+    with pytest.raises(ValueError,
+                       match=r"^tau must be a finite Python number in \[0, inf\), got -1.0$"):
+        L.prior_margin_cross_entropy(logits, targets, good, tau=-1.0)
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 3\)"):
+        L.prior_margin_cross_entropy(logits, torch.tensor([0, 1, 2, 3]), good)
+
+
 # --- stability ----------------------------------------------------------------------------
 
 BIG = 1e4
@@ -265,7 +348,8 @@ def test_multiclass_losses_finite_at_huge_logits(dtype):
     logits = torch.tensor([[BIG, -BIG, 0.0], [-BIG, BIG, -BIG]], dtype=dtype)
     targets = torch.tensor([1, 2])
     prior = torch.tensor([0.7, 0.2, 0.1], dtype=dtype)
-    for loss, extra in [(L.smooth_accuracy_loss, ()), (L.logit_adjusted_cross_entropy, (prior,))]:
+    for loss, extra in [(L.smooth_accuracy_loss, ()), (L.logit_adjusted_cross_entropy, (prior,)),
+                        (L.prior_margin_cross_entropy, (prior,))]:
         value, grad = value_and_grad(loss, logits, targets, *extra)
         assert torch.isfinite(value) and bool(torch.isfinite(grad).all())
 
@@ -429,6 +513,8 @@ META_MULTICLASS = {
     "generalized_cross_entropy": lambda z, t, side: L.generalized_cross_entropy(z, t, 0.5),
     "logit_adjusted_cross_entropy":
         lambda z, t, side: L.logit_adjusted_cross_entropy(z, t, side["prior"], 1.0),
+    "prior_margin_cross_entropy":
+        lambda z, t, side: L.prior_margin_cross_entropy(z, t, side["prior"], 1.0),
     "class_weighted_cross_entropy":
         lambda z, t, side: L.class_weighted_cross_entropy(z, t, side["weights"]),
     "focal_loss": lambda z, t, side: L.focal_loss(z, t, 2.0, alpha=side["weights"]),

@@ -306,6 +306,7 @@ EVERY_MULTICLASS_LOSS = {
     "smooth_accuracy_loss": L.smooth_accuracy_loss,
     "generalized_cross_entropy": partial(L.generalized_cross_entropy, q=0.7),
     "logit_adjusted_cross_entropy": partial(L.logit_adjusted_cross_entropy, prior=PRIOR3),
+    "prior_margin_cross_entropy": partial(L.prior_margin_cross_entropy, prior=PRIOR3),
     "class_weighted_cross_entropy": partial(L.class_weighted_cross_entropy,
                                             weights=L.class_balanced_weights([50, 30, 20], 1.0)),
     "focal_loss": lambda z, t: L.focal_loss(z, t, 2.0, alpha=torch.tensor([1.0, 2.0, 3.0])),
