@@ -143,7 +143,7 @@ def test_claims_are_declared_before_the_first_training_cell(notebook):
         f"{min(training)} trains; declare every claim before the first training cell")
 
 
-CLAIM_CELL = ("save_results(", "claim(", "assert ")
+CLAIM_CELL = ("save_results(", ".declare(", ".fill(", "claim(", "assert ")
 FORBIDDEN_TAGS = {"raises-exception", "nbval-skip", "skip-execution"}
 
 
