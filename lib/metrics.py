@@ -268,15 +268,16 @@ def head_medium_tail(counts) -> dict[str, list[int]]:
 
 
 def group_accuracy(y_true, y_pred, groups) -> dict[str, np.ndarray]:
-    r"""Mean per-class accuracy within groups of classes, for every model of a batch (chapter 3).
+    r"""Mean per-class accuracy within groups of classes, for every model (chapters 3 and 4).
 
     .. math:: \mathrm{acc}_G = \frac{1}{|G|}\sum_{c\in G} P(\hat y = c \mid y = c)
 
     where :math:`P(\hat y = c\mid y = c)` is the accuracy on the test samples of class ``c``
-    (its recall, from scikit-learn's ``recall_score(..., average=None)``). With one group
-    holding every class this is the balanced accuracy (``balanced_accuracy_score``); with
-    :func:`head_medium_tail` it gives head, medium and tail accuracy, and with one class per
-    group the per-class accuracies.
+    (its recall: the numbers of scikit-learn's ``recall_score(..., average=None)``, computed
+    for every model at once). With one group holding every class this is the balanced accuracy
+    (``balanced_accuracy_score``); with :func:`head_medium_tail` it gives head, medium and tail
+    accuracy (chapters 3 and 4), and with one class per group the per-class accuracies
+    (chapter 3).
 
     Args:
         y_true (Tensor, array or list): class labels of shape ``(N,)``, or ``(S, N)`` for each
@@ -292,8 +293,6 @@ def group_accuracy(y_true, y_pred, groups) -> dict[str, np.ndarray]:
     Raises:
         ValueError: on mismatched shapes, an empty group, or a class absent from ``y_true``.
     """
-    from sklearn.metrics import recall_score
-
     y_true = _to_numpy(y_true)
     y_pred = _to_numpy(y_pred)
     labels = _labels_for(y_true, y_pred.shape, "y_pred").reshape(-1, y_pred.shape[-1])
@@ -305,8 +304,10 @@ def group_accuracy(y_true, y_pred, groups) -> dict[str, np.ndarray]:
         raise ValueError(f"groups name classes {missing} that do not occur in (every set of) "
                          f"y_true")
     flat = y_pred.reshape(-1, y_pred.shape[-1])
-    recalls = np.array([recall_score(truth, row, labels=classes, average=None)
-                        for truth, row in zip(labels, flat)])
+    hits = flat == labels
+    # recall of class c per row: correct predictions among the row's samples of class c
+    recalls = np.stack([(hits & (labels == c)).sum(-1) / (labels == c).sum(-1) for c in classes],
+                       axis=-1)
     column = {c: i for i, c in enumerate(classes)}
     return {
         name: recalls[:, [column[int(c)] for c in members]].mean(axis=1).reshape(y_pred.shape[:-1])
