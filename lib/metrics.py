@@ -54,9 +54,9 @@ def _labels_for(y_true: np.ndarray, shape: tuple, name: str) -> np.ndarray:
 
 
 def per_model(metric: Callable, y_true, y_pred, **kwargs) -> np.ndarray:
-    """Apply a scikit-learn ``metric(y_true, y_pred)`` to every model of a batch (every chapter).
+    """Apply a scikit-learn ``metric(y_true, y_pred)`` to every model of a batch (chapters 3-5).
 
-    Used by every chapter to score all seeds of all losses with the same metric, e.g.
+    Used by chapters 3 to 5 to score all seeds of all losses with the same metric, e.g.
     ``per_model(accuracy_score, y_test, logits.argmax(-1))``.
 
     Args:
@@ -241,7 +241,7 @@ def posthoc_adjusted_logits(logits, prior, tau: float = 1.0) -> torch.Tensor:
 
 
 def head_medium_tail(counts) -> dict[str, list[int]]:
-    """Split the classes of a long-tailed training set into head, medium and tail (chapter 3).
+    """Split the classes of a long-tailed training set into head, medium and tail (chapters 3, 4).
 
     Classes are ranked by their training count ``counts[c]``, largest first (ties by class
     index); the first ``C // 3`` are the head, the last ``C // 3`` the tail and the rest the

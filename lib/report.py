@@ -38,7 +38,7 @@ def _float_array(values) -> np.ndarray:
 
 
 def mean_and_std(values, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sample standard deviation along ``axis``, for error bars (every chapter).
+    """Mean and sample standard deviation along ``axis``, for error bars (chapters 1-3, 5).
 
     The spread of the chapters' plots, the same as :func:`mean_std` gives their tables: the
     standard deviation with ``ddof=1``, and 0 where ``axis`` holds a single value.
