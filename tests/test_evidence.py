@@ -214,12 +214,19 @@ def test_lib_is_fingerprinted_by_its_code_not_its_docstrings_or_comments(tmp_pat
     assert evidence.code_fingerprint("x = 1") != evidence.code_fingerprint("x = 2")
 
 
-def test_stale_reasons_name_what_changed(tmp_path, monkeypatch):
+@pytest.fixture
+def book(tmp_path, monkeypatch):
+    """A scratch book root with one chapter, chapters/99_test.ipynb, saving to tmp_path/out."""
     (tmp_path / "chapters").mkdir()
     notebook = tmp_path / "chapters" / "99_test.ipynb"
     write_notebook(notebook, [{"cell_type": "code", "metadata": {}, "source": "x = 1"}])
     monkeypatch.setattr(evidence, "ROOT", tmp_path)
     monkeypatch.setenv("BOOK_RESULTS_DIR", str(tmp_path / "out"))
+    return notebook
+
+
+def test_stale_reasons_name_what_changed(book, monkeypatch):
+    notebook = book
     monkeypatch.delenv("BOOK_SEED_OFFSET", raising=False)
     claims = evidence.Claims()
     claims.declare("9.1", "A beats B.", source="beyond", measure="m", direction="greater")
@@ -240,12 +247,8 @@ def test_stale_reasons_name_what_changed(tmp_path, monkeypatch):
         "the code cells or tags of 99_test.ipynb changed"]
 
 
-def test_save_results_records_seeds_offset_claims_environment(tmp_path, monkeypatch):
-    (tmp_path / "chapters").mkdir()
-    notebook = tmp_path / "chapters" / "99_test.ipynb"
-    write_notebook(notebook, [{"cell_type": "code", "metadata": {}, "source": "x = 1"}])
-    monkeypatch.setattr(evidence, "ROOT", tmp_path)
-    monkeypatch.setenv("BOOK_RESULTS_DIR", str(tmp_path / "out"))
+def test_save_results_records_seeds_offset_claims_environment(book, tmp_path, monkeypatch):
+    notebook = book
     monkeypatch.setenv("BOOK_SEED_OFFSET", "5")
     claims = evidence.Claims()
     claims.declare("9.1", "A beats B.", source="beyond", measure="m", direction="greater")
