@@ -205,13 +205,18 @@ def test_f1_weighted_bce_without_positives_weights_negatives_by_zero():
 # --- logit adjustment ----------------------------------------------------------------------
 
 
+def long_tailed_batch(n, seed, C=5):
+    """Logits (n, C), targets without class C-1 (absent from the batch) and a long-tailed prior."""
+    g = torch.Generator().manual_seed(seed)
+    logits = 2 * torch.randn(n, C, generator=g)
+    targets = torch.randint(0, C - 1, (n,), generator=g)
+    return logits, targets, torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03])
+
+
 @pytest.mark.parametrize("tau", [0.0, 0.5, 1.0, 2.0])
 def test_logit_adjusted_ce_matches_closed_form(tau):
     C = 5
-    g = torch.Generator().manual_seed(8)
-    logits = 2 * torch.randn(32, C, generator=g)
-    targets = torch.randint(0, C - 1, (32,), generator=g)  # class C-1 absent from the batch
-    prior = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03])
+    logits, targets, prior = long_tailed_batch(32, seed=8, C=C)
     value, grad = value_and_grad(L.logit_adjusted_cross_entropy, logits, targets, prior, tau)
     shifted = logits + tau * prior.log()
     expected_value = -(shifted.gather(1, targets[:, None]) - shifted.logsumexp(1, keepdim=True))
@@ -252,10 +257,7 @@ def prior_margin_by_hand(logits, targets, prior, tau):
 @pytest.mark.parametrize("tau", [0.0, 0.5, 1.0, 2.0])
 def test_prior_margin_ce_matches_closed_form_and_gradient(tau):
     C = 5
-    g = torch.Generator().manual_seed(21)
-    logits = 2 * torch.randn(40, C, generator=g)
-    targets = torch.randint(0, C - 1, (40,), generator=g)  # class C-1 absent from the batch
-    prior = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03])
+    logits, targets, prior = long_tailed_batch(40, seed=21, C=C)
     value, grad = value_and_grad(L.prior_margin_cross_entropy, logits, targets, prior, tau)
     torch.testing.assert_close(value, prior_margin_by_hand(logits, targets, prior, tau).mean())
     # d/ds_i = softmax(s + tau log pi_y e_y)_i - [i = y], divided by the batch size
@@ -304,24 +306,6 @@ def test_prior_margin_ce_over_models_is_each_models_loss():
     for m in range(3):
         torch.testing.assert_close(per_model[m],
                                    L.prior_margin_cross_entropy(logits[m], targets[m], prior))
-
-
-def test_prior_margin_ce_rejects_bad_prior_and_tau():
-    logits, targets = torch.zeros(4, 3), torch.tensor([0, 1, 2, 0])
-    good = torch.tensor([0.5, 0.3, 0.2])
-    with pytest.raises(ValueError, match=r"prior must have shape \(3,\)"):
-        L.prior_margin_cross_entropy(logits, targets, torch.tensor([0.5, 0.5]))
-    with pytest.raises(ValueError, match=r"prior must be a tensor of shape \(3,\)"):
-        L.prior_margin_cross_entropy(logits, targets, [0.5, 0.3, 0.2])
-    with pytest.raises(ValueError, match="prior must be positive"):
-        L.prior_margin_cross_entropy(logits, targets, torch.tensor([0.0, 0.5, 0.5]))
-    with pytest.raises(ValueError, match="prior must sum to 1"):
-        L.prior_margin_cross_entropy(logits, targets, torch.tensor([0.5, 0.5, 0.5]))
-    with pytest.raises(ValueError,
-                       match=r"^tau must be a finite Python number in \[0, inf\), got -1.0$"):
-        L.prior_margin_cross_entropy(logits, targets, good, tau=-1.0)
-    with pytest.raises(ValueError, match=r"targets must lie in \[0, 3\)"):
-        L.prior_margin_cross_entropy(logits, torch.tensor([0, 1, 2, 3]), good)
 
 
 # --- stability ----------------------------------------------------------------------------
@@ -395,20 +379,25 @@ def test_multiclass_losses_reject_bad_input():
         L.smooth_accuracy_loss(logits, torch.tensor([0, 1, 2, 3]))
 
 
-def test_logit_adjusted_ce_rejects_bad_prior_and_tau():
+@pytest.mark.parametrize("loss", [L.logit_adjusted_cross_entropy, L.prior_margin_cross_entropy])
+def test_prior_based_losses_reject_bad_prior_tau_and_targets(loss):
     logits, targets = torch.zeros(4, 3), torch.tensor([0, 1, 2, 0])
     good = torch.tensor([0.5, 0.3, 0.2])
     with pytest.raises(ValueError, match=r"prior must have shape \(3,\)"):
-        L.logit_adjusted_cross_entropy(logits, targets, torch.tensor([0.5, 0.5]))
+        loss(logits, targets, torch.tensor([0.5, 0.5]))
+    with pytest.raises(ValueError, match=r"prior must be a tensor of shape \(3,\)"):
+        loss(logits, targets, [0.5, 0.3, 0.2])
     with pytest.raises(ValueError, match="prior must be positive"):
-        L.logit_adjusted_cross_entropy(logits, targets, torch.tensor([0.0, 0.5, 0.5]))
+        loss(logits, targets, torch.tensor([0.0, 0.5, 0.5]))
     with pytest.raises(ValueError, match="prior must sum to 1"):
-        L.logit_adjusted_cross_entropy(logits, targets, torch.tensor([0.5, 0.5, 0.5]))
+        loss(logits, targets, torch.tensor([0.5, 0.5, 0.5]))
     with pytest.raises(ValueError,
                        match=r"^tau must be a finite Python number in \[0, inf\), got -1.0$"):
-        L.logit_adjusted_cross_entropy(logits, targets, good, tau=-1.0)
+        loss(logits, targets, good, tau=-1.0)
     with pytest.raises(ValueError, match=r"tau must be a finite Python number in \[0, inf\)"):
-        L.logit_adjusted_cross_entropy(logits, targets, good, tau=float("nan"))
+        loss(logits, targets, good, tau=float("nan"))
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 3\)"):
+        loss(logits, torch.tensor([0, 1, 2, 3]), good)
 
 
 # --- check_number: one message for every scalar argument -----------------------------------
