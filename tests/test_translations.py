@@ -3,8 +3,9 @@
 Each catalogue holds the Chinese text of one page. A message that is untranslated or fuzzy (its
 English changed since it was translated) fails, and so does a translation that drops or adds a
 role ({glue:text}, {eq}, {cite}, {doc}, ...), an inline or display equation, or a code span
-relative to its English source: the numbers, equations and references of both editions are the
-same run's.
+relative to its English source, and so does one whose numbers (digits outside roles, equations
+and code) differ from its source's: the numbers, equations and references of both editions are
+the same run's, and no number in the Chinese text is typed by hand.
 """
 
 import re
@@ -18,6 +19,7 @@ CATALOGUES = sorted((ROOT / "locales" / "zh_CN" / "LC_MESSAGES").rglob("*.po"))
 ROLE = re.compile(r"\{[a-z:]+\}`[^`]*`")
 MATH = re.compile(r"\$\$.*?\$\$|\$[^$]+\$", re.S)
 CODE = re.compile(r"(?<![}`])`[^`{}]+`")
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
 def markup(text: str) -> Counter:
@@ -25,6 +27,12 @@ def markup(text: str) -> Counter:
     roles = ROLE.findall(text)
     rest = ROLE.sub(" ", text)
     return Counter(roles + MATH.findall(rest) + CODE.findall(MATH.sub(" ", rest)))
+
+
+def numbers(text: str) -> Counter:
+    """The numbers written in a message's prose (not inside roles, equations or code spans)."""
+    prose = CODE.sub(" ", MATH.sub(" ", ROLE.sub(" ", text)))
+    return Counter(NUMBER.findall(prose))
 
 
 def messages(path):
@@ -56,3 +64,13 @@ def test_translations_keep_every_role_equation_and_code_span(catalogue):
                 f"{path.name}: the translation of {m.id[:70]!r} changes its markup: "
                 f"source {sorted(markup(m.id).elements())}, translation "
                 f"{sorted(markup(m.string).elements())}")
+
+
+def test_translations_keep_every_number(catalogue):
+    path, found = catalogue
+    for m in found:
+        if m.string:
+            assert numbers(m.string) == numbers(m.id), (
+                f"{path.name}: the translation of {m.id[:70]!r} changes its numbers: only in the "
+                f"source {sorted((numbers(m.id) - numbers(m.string)).elements())}, only in the "
+                f"translation {sorted((numbers(m.string) - numbers(m.id)).elements())}")
