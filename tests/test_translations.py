@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CATALOGUES = sorted((ROOT / "locales" / "zh_CN" / "LC_MESSAGES").rglob("*.po"))
+# one catalogue per page, and one per chapter for the phrases it glues (_ext/bilingual.py)
+CATALOGUES = sorted([*(ROOT / "locales" / "zh_CN" / "LC_MESSAGES").rglob("*.po"),
+                     *(ROOT / "locales" / "zh_CN" / "glued").rglob("*.po")])
 ROLE = re.compile(r"\{[a-z:]+\}`[^`]*`")
 MATH = re.compile(r"\$\$.*?\$\$|\$[^$]+\$", re.S)
 CODE = re.compile(r"(?<![}`])`[^`{}]+`")
