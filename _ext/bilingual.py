@@ -16,7 +16,11 @@ extension (listed in ``_config.yml``) adds the three things Sphinx and MyST-NB d
    translated one is its numbers is filled from that translation with this run's numbers
    (:func:`translate`), so no number in the Chinese text is typed by hand. A phrase with no
    Chinese form is a build warning (an error under ``-W``), never English in Chinese prose.
-3. **A link to the other edition** in every page's header: the English page
+3. **Chinese search that finds the book's terms.** Sphinx splits Chinese text into words with
+   jieba, whose dictionary lacks many of the field's words (交叉熵 comes out as 交叉 + 熵, so a
+   search for 交叉熵 finds nothing). Every Chinese term of ``locales/glossary-zh.md`` is added to
+   jieba's dictionary for the build (:func:`glossary_terms`).
+4. **A link to the other edition** in every page's header: the English page
    ``chapters/x.html`` links to ``zh/chapters/x.html`` and back (``make book`` builds the Chinese
    edition into ``_build/html/zh``).
 
@@ -26,11 +30,12 @@ extension (listed in ``_config.yml``) adds the three things Sphinx and MyST-NB d
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GLUED = ROOT / "locales" / "zh_CN" / "glued"
+ZH_TITLE = "所有魔改 loss 本质上都是调节权重"  # the book's title in the Chinese edition
 
 # What a number looks like in prose: a sign, digits, decimal or thousands separators, a percent.
 NUMBER = re.compile(r"[+\-−]?\d+(?:[.,]\d+)*%?")
@@ -120,7 +125,7 @@ def read_catalogue(path: Path) -> dict[str, str]:
         return {m.id: m.string for m in read_po(handle) if m.id and m.string and not m.fuzzy}
 
 
-@lru_cache(maxsize=None)
+@cache
 def _glued_translations(docname: str) -> dict[str, str]:
     return read_catalogue(GLUED / f"{docname}.po")
 
@@ -130,6 +135,18 @@ def translate_glued(docname: str, phrase: str) -> str | None:
     if not re.search(r"[A-Za-z]", phrase):  # a number, a list of numbers: the same in Chinese
         return phrase
     return translate(phrase, _glued_translations(docname))
+
+
+def glossary_terms(path: Path = ROOT / "locales" / "glossary-zh.md") -> list[str]:
+    """The Chinese terms of the glossary's tables: every run of two or more Chinese characters
+    in the 中文 column (the second), e.g. 交叉熵, 类别不平衡, 光滑准确率."""
+    terms: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 2 and cells[1] != "中文" \
+                and not set(cells[1]) <= set("-: "):
+            terms += re.findall(r"[\u4e00-\u9fff]{2,}", cells[1])
+    return list(dict.fromkeys(terms))
 
 
 # --- Sphinx -------------------------------------------------------------------------------------
@@ -173,8 +190,15 @@ def _glue_in_translations() -> None:
     def retrieve_here(document: nodes.document, key: str):
         env = getattr(document.settings, "env", None)
         if "nb_renderer" not in document and env is not None and _RENDERER in env.temp_data:
-            document["nb_renderer"] = env.temp_data[_RENDERER]  # a translated message's snippet
-        result = retrieve(document, key)
+            # a translated message's snippet: lend it the notebook's renderer for this lookup
+            # only (a renderer left on the snippet would be pickled with the doctree)
+            document["nb_renderer"] = env.temp_data[_RENDERER]
+            try:
+                result = retrieve(document, key)
+            finally:
+                del document["nb_renderer"]
+        else:
+            result = retrieve(document, key)
         if env is None or not (env.config.language or "").startswith("zh"):
             return result
         phrase = result.data.get("text/markdown")
@@ -203,7 +227,14 @@ def _edition_link(app, pagename, templatename, context, doctree) -> None:
     context["edition_switch"] = {"url": url, "label": label, "lang": lang}
 
 
-def _add_switch_to_header(app, config) -> None:
+def _configure(app, config) -> None:
+    """The Chinese edition's title, and the edition link in every page's header."""
+    if (config.language or "").startswith("zh"):
+        config.html_title = ZH_TITLE
+        words = Path(app.doctreedir) / "search-words-zh.txt"  # jieba's user dictionary
+        words.parent.mkdir(parents=True, exist_ok=True)
+        words.write_text("".join(f"{term}\n" for term in glossary_terms()), encoding="utf-8")
+        config.html_search_options = {**(config.html_search_options or {}), "dict": str(words)}
     templates = str(Path(__file__).parent / "templates")
     if templates not in config.templates_path:
         config.templates_path.append(templates)
@@ -217,6 +248,6 @@ def _add_switch_to_header(app, config) -> None:
 def setup(app):
     _keep_notebook_renderers()
     _glue_in_translations()
-    app.connect("config-inited", _add_switch_to_header)
+    app.connect("config-inited", _configure)
     app.connect("html-page-context", _edition_link)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -76,3 +76,65 @@ def test_translations_keep_every_number(catalogue):
                 f"{path.name}: the translation of {m.id[:70]!r} changes its numbers: only in the "
                 f"source {sorted((numbers(m.id) - numbers(m.string)).elements())}, only in the "
                 f"translation {sorted((numbers(m.string) - numbers(m.id)).elements())}")
+
+
+def stray_asterisks(text: str) -> int:
+    """Asterisks Markdown leaves as text: emphasis it could not open or close. A closing `**`
+    after punctuation must be followed by a space or punctuation, so `**要点。**正文` keeps its
+    asterisks on the page where `**要点**。正文` is bold."""
+    from markdown_it import MarkdownIt
+
+    prose = CODE.sub(" ", MATH.sub(" ", ROLE.sub(" ", text)))
+    rendered = MarkdownIt("commonmark").render(prose)
+    return re.sub(r"<[^>]+>", "", rendered).count("*")
+
+
+def test_translations_close_their_emphasis(catalogue):
+    path, found = catalogue
+    bad = [m.string[:70] for m in found
+           if m.string and stray_asterisks(m.string) > stray_asterisks(m.id)]
+    assert not bad, (f"{path.name}: emphasis Markdown cannot close stays raw `*` on the page; "
+                     f"put the punctuation after the closing `**`: {bad[:3]}")
+
+
+@pytest.fixture(scope="module")
+def english_messages(tmp_path_factory):
+    """Every message of the English pages now (Sphinx's gettext builder, about 10 s)."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import catalogues as tool
+
+    pot = tool.extract(tmp_path_factory.mktemp("gettext"))
+    return {path.relative_to(pot).with_suffix("").as_posix(): messages(path)
+            for path in pot.rglob("*.pot")}
+
+
+def test_catalogues_translate_every_english_message(english_messages):
+    """An English paragraph added or changed since the catalogues were updated shows in English
+    on the Chinese page: `python scripts/catalogues.py update` lists what to translate."""
+    stale = []
+    for page, found in english_messages.items():
+        path = ROOT / "locales" / "zh_CN" / "LC_MESSAGES" / f"{page}.po"
+        have = ({m.id for m in messages(path) if m.string and not m.fuzzy}
+                if path.exists() else set())
+        stale += [f"{page}: {m.id[:60]!r}" for m in found
+                  if m.id not in have and re.search(r"[A-Za-z]", m.id)]
+    assert not stale, (f"{len(stale)} English messages have no current translation "
+                       f"(run `python scripts/catalogues.py update`), e.g. {stale[:5]}")
+
+
+def test_every_glued_phrase_has_a_chinese_form():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import catalogues as tool
+
+    missing = []
+    for notebook in sorted((ROOT / "chapters").glob("*.ipynb")):
+        docname = f"chapters/{notebook.stem}"
+        missing += [f"{docname}: {phrase[:60]!r} ({', '.join(keys)})"
+                    for phrase, keys in tool.glued_phrases(notebook).items()
+                    if tool.bilingual.translate_glued(docname, phrase) is None]
+    assert not missing, (f"{len(missing)} glued phrases have no Chinese form (run `python "
+                         f"scripts/catalogues.py update` and translate them): {missing[:5]}")
