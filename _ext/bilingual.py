@@ -66,15 +66,17 @@ def _slots(prose: str, found: list[str]) -> str:
 def _fill(source: str, translation: str, new_numbers: list[str]) -> str | None:
     """Translate a message that differs from ``source`` only in its numbers.
 
-    Every number of ``translation`` must be one of ``source``'s; it is replaced by the number at
-    the same place in the new message. None when a number cannot be placed without guessing
-    (the same old number at two places that now differ, or a number the source lacks).
+    Each number of ``translation`` is replaced by the new number at the place of the same old
+    number in ``source`` (a translation may reorder them). None when a number cannot be placed
+    without guessing: the same old number at two places that now differ (which of the two the
+    translation wrote first is unknown), or a number the source lacks. Such a message is listed
+    for a translator instead.
     """
     _, old_numbers = _prose_numbers(source)
-    places = {}
+    skeleton, numbers = _prose_numbers(translation)
+    places: dict[str, set[str]] = {}
     for i, number in enumerate(old_numbers):
         places.setdefault(number, set()).add(new_numbers[i])
-    skeleton, numbers = _prose_numbers(translation)
     filled = []
     for number in numbers:
         new = places.get(number)

@@ -129,8 +129,13 @@ def update_glued() -> list[str]:
             catalogue.add(phrase, chinese, auto_comments=[f"glued as {', '.join(keys)}"])
             if not chinese:
                 missing.append(f"{path.relative_to(ROOT)}: {phrase[:70]}")
-        _write(catalogue, path)
+        if _entries(catalogue) != _entries(old):  # unchanged: keep the file (and its date)
+            _write(catalogue, path)
     return missing
+
+
+def _entries(catalogue) -> list[tuple]:
+    return [(m.id, m.string, tuple(m.auto_comments), m.fuzzy) for m in catalogue if m.id]
 
 
 def update() -> int:
