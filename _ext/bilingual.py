@@ -206,6 +206,9 @@ def _glue_in_translations() -> None:
         phrase = result.data.get("text/markdown")
         if phrase is None:
             return result
+        catalogue = GLUED / f"{env.docname}.po"
+        if catalogue.exists():  # an edit of the glued phrases' catalogue rebuilds the page
+            env.note_dependency(str(catalogue))
         chinese = translate_glued(env.docname, phrase)
         if chinese is None:
             raise RetrievalError(
@@ -240,6 +243,9 @@ def _configure(app, config) -> None:
     templates = str(Path(__file__).parent / "templates")
     if templates not in config.templates_path:
         config.templates_path.append(templates)
+    static = str(Path(__file__).parent / "static")
+    if static not in config.html_static_path:
+        config.html_static_path.append(static)
     options = dict(config.html_theme_options or {})
     end = list(options.get("article_header_end", ["article-header-buttons.html"]))
     if "edition-switch.html" not in end:
@@ -247,9 +253,28 @@ def _configure(app, config) -> None:
     config.html_theme_options = options
 
 
+def _translate_toc_captions(app, doctree) -> None:
+    """The sidebar's part captions ("Chapters", "Back matter") in the edition's language.
+
+    sphinx-external-toc adds the root page's toctrees after Sphinx has translated that page, so
+    their captions stay English; the root page's catalogue has them (they are extracted)."""
+    from sphinx import addnodes
+
+    if not (app.config.language or "").startswith("zh") or app.env.docname != app.config.root_doc:
+        return
+    catalogue = read_catalogue(ROOT / "locales" / "zh_CN" / "LC_MESSAGES"
+                               / f"{app.config.root_doc}.po")
+    for toctree in doctree.findall(addnodes.toctree):
+        caption = toctree.get("caption")
+        if caption and catalogue.get(caption):
+            toctree["caption"] = catalogue[caption]
+
+
 def setup(app):
     _keep_notebook_renderers()
     _glue_in_translations()
     app.connect("config-inited", _configure)
     app.connect("html-page-context", _edition_link)
+    app.connect("doctree-read", _translate_toc_captions)
+    app.add_css_file("bilingual.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -59,6 +59,9 @@ def build_en(work: Path, html: Path) -> None:
 def build_zh(work: Path, html: Path) -> None:
     """The Chinese book, built under ``work``, at ``html/zh``."""
     config = zh_config(work / "_config.yml")
+    # a fresh output folder (the doctrees stay): Sphinx 7.4 does not overwrite a changed static
+    # file that an earlier build copied there
+    shutil.rmtree(work / "_build" / "html", ignore_errors=True)
     jupyter_book("--config", str(config), "--path-output", str(work))
     _place(work / "_build" / "html", html / "zh")
 

@@ -22,7 +22,8 @@ def test_new_numbers_take_the_old_places_in_order():
     assert (bilingual.translate("BCE 0.612 (at 0.11), F1-weighted BCE 0.700 (at 0.07)", OLD)
             == "BCE 为 0.612（阈值 0.11），F1 加权 BCE 为 0.700（阈值 0.07）")
     same = {"0.630 at 0.09, 0.701 at 0.09": "0.630（0.09），0.701（0.09）"}
-    assert bilingual.translate("0.612 at 0.10, 0.700 at 0.10", same) == "0.612（0.10），0.700（0.10）"
+    assert (bilingual.translate("0.612 at 0.10, 0.700 at 0.10", same)
+            == "0.612（0.10），0.700（0.10）")
     # the two 0.09 now differ: which one the translation wrote first is not known
     assert bilingual.translate("0.612 at 0.10, 0.700 at 0.07", same) is None
 
