@@ -3,10 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
-# strict book build: warnings are errors, nitpicky cross-references, report all of them
-JB_FLAGS := -W -n --keep-going
 
-.PHONY: env test lint unit notebooks book reproduce lab clean
+.PHONY: env test lint unit notebooks book reproduce lab clean catalogues
 
 env: $(READY)
 
@@ -20,7 +18,7 @@ $(READY): requirements.txt pyproject.toml
 test: lint unit notebooks
 
 lint: $(READY)
-	$(BIN)/ruff check lib tests scripts benchmarks
+	$(BIN)/ruff check lib tests scripts benchmarks _ext
 
 unit: $(READY)
 	$(BIN)/python -m pytest -q tests
@@ -29,16 +27,22 @@ unit: $(READY)
 notebooks: $(READY)
 	BOOK_SCALE=quick $(BIN)/python -m pytest -q --nbval --nbval-current-env chapters
 
-## make book: the rendered HTML book from the notebooks' committed outputs
+## make book: the rendered HTML book from the notebooks' committed outputs, strictly (warnings are
+## errors), in English at _build/html/ and in Chinese at _build/html/zh/ (scripts/build_book.py;
+## EDITION=en or EDITION=zh builds one alone)
+EDITION ?= both
 book: $(READY)
-	rm -rf _build/html
-	$(BIN)/jupyter-book build . --builder html $(JB_FLAGS)
-	@echo "The book is at $(CURDIR)/_build/html/index.html"
+	$(BIN)/python scripts/build_book.py --edition $(EDITION)
 
 ## make reproduce: re-execute every chapter in place (BOOK_SCALE, default full), rebuild the book
 reproduce: $(READY)
 	$(BIN)/python scripts/reproduce.py
 	$(MAKE) book
+
+## make catalogues: after an English change or a rerun, bring the Chinese catalogues up to date
+## (scripts/catalogues.py update), then translate what it lists
+catalogues: $(READY)
+	$(BIN)/python scripts/catalogues.py update
 
 ## make lab: open the notebooks in JupyterLab
 lab: $(READY)

@@ -13,7 +13,9 @@ chapters that failed. It needs only nbclient, nbformat and ipykernel beside the 
 libraries, so it also runs on a machine without network or jupyter-book (see README.md,
 "Reproducing on a GPU machine"). Progress bars (tqdm's, on stderr) show while a chapter runs
 and are left out of the notebook it writes back. With ``--profile`` it also prints the wall
-time of each chapter's slowest cells (the timings are not written into the notebook).
+time of each chapter's slowest cells (the timings are not written into the notebook). Where
+sphinx-intl is installed it then updates the Chinese edition's catalogues
+(``scripts/catalogues.py update``), which lists any message that needs a translator.
 """
 
 from __future__ import annotations
@@ -124,6 +126,20 @@ def provenance_line(path: Path, seconds: float) -> str:
             f"{r['versions']['torch']} | claims: {tally}")
 
 
+def update_catalogues() -> None:
+    """Bring the Chinese catalogues up to date with the new outputs and page, where the book's
+    tools are installed (``scripts/catalogues.py``: new numbers are filled in by themselves)."""
+    import shutil
+
+    if shutil.which("sphinx-intl", path=str(Path(sys.executable).parent)) is None:
+        print("the Chinese catalogues were not updated here (no sphinx-intl): run "
+              "`make catalogues` where the book's environment is installed")
+        return
+    from scripts import catalogues
+
+    catalogues.update()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
@@ -150,6 +166,7 @@ def main(argv=None) -> int:
     print(f"all {len(notebooks)} notebooks executed in {total:.1f} s")
     if evidence.results_dir().resolve() == (ROOT / "results").resolve():
         claims_page.main([])  # the page shows the committed results only
+        update_catalogues()
     if failed:
         print(f"{len(failed)} of {len(notebooks)} notebooks failed: {', '.join(failed)}")
         return 1

@@ -189,14 +189,41 @@ def first_heading(source: Path) -> str:
     return " ".join(re.sub(r"[`*]", "", match.group(1)).split())
 
 
-def jb_flags(root: Path = ROOT) -> list[str]:
-    """The strictness flags of `make book` (JB_FLAGS in the Makefile), so both build alike."""
-    match = re.search(r"^JB_FLAGS\s*:?=\s*(.+)$", (root / "Makefile").read_text(), re.M)
-    assert match, "the Makefile no longer defines JB_FLAGS"
-    return match.group(1).split()
-
-
 TOC = toc_pages()
+
+
+# ---------------------------------------------------------------------------------------------
+# The two editions: English at the root, Chinese under zh/ (scripts/build_book.py)
+# ---------------------------------------------------------------------------------------------
+
+sys.path.insert(0, str(ROOT / "_ext"))
+import bilingual  # noqa: E402
+
+EDITIONS = ("en", "zh")
+PREFIX = {"en": "", "zh": "zh/"}
+
+
+def zh_heading(page: TocPage) -> str:
+    """The Chinese form of a page's first heading, from its catalogue."""
+    english = first_heading(page.source)
+    catalogue = bilingual.read_catalogue(
+        ROOT / "locales" / "zh_CN" / "LC_MESSAGES" / f"{page.docname}.po")
+    for source, target in catalogue.items():
+        if " ".join(re.sub(r"[`*]", "", source).split()) == english:
+            return " ".join(re.sub(r"[`*]", "", target).split())
+    raise AssertionError(f"the catalogue of {page.docname} does not translate {english!r}")
+
+
+def page_title(page: TocPage, edition: str) -> str:
+    """What the browser tab says: "<first heading> — <book title>", in the edition's language."""
+    if edition == "zh":
+        return f"{zh_heading(page)} — {bilingual.ZH_TITLE}"
+    return f"{first_heading(page.source)} — {book_title()}"
+
+
+def other_edition(page: TocPage, edition: str) -> str:
+    """The root-relative address of the same page in the other edition."""
+    return page.html if edition == "zh" else "zh/" + page.html
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,6 +513,35 @@ def check_rendering(page, watch: Watch, report: PageReport, *, expect_math: bool
         if not (image["complete"] and image["width"] > 0 and image["height"] > 0)])
 
 
+def cjk_fonts() -> set[str]:
+    """The font families installed here that cover Chinese (fontconfig's answer)."""
+    listed = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True)
+    return {name.strip() for line in listed.stdout.splitlines() for name in line.split(",")}
+
+
+def cjk_font_problems(context, page) -> list[str]:
+    """Which fonts Chromium drew the first Chinese paragraph with: one must cover Chinese."""
+    session = context.new_cdp_session(page)
+    try:
+        session.send("DOM.enable")
+        session.send("CSS.enable")
+        root = session.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+        nodes = session.send("DOM.querySelectorAll",
+                             {"nodeId": root, "selector": "article.bd-article p"})["nodeIds"]
+        for node in nodes:
+            text = session.send("DOM.getOuterHTML", {"nodeId": node})["outerHTML"]
+            if re.search(r"[\u4e00-\u9fff]", text):
+                fonts = session.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+                used = {f["familyName"] for f in fonts if f["glyphCount"] > 0}
+                if not used & cjk_fonts():
+                    return [f"[font] the Chinese text is drawn with {sorted(used)}, none of "
+                            f"which covers Chinese (installed: {sorted(cjk_fonts())})"]
+                return []
+        return ["[font] the page has no paragraph of Chinese text"]
+    finally:
+        session.detach()
+
+
 SCREENSHOT_MAX_HEIGHT = 16_000  # Chromium draws at most 16384 px in one picture
 
 
@@ -509,8 +565,12 @@ def take_screenshots(page, path: Path) -> list[Path]:
 
 def check_page(context, url: str, *, title: str, expect_math: bool, links: LinkChecker,
                base: str, prev_url: str | None, next_url: str | None,
-               screenshot: Path | None = None) -> PageReport:
-    """Open `url` as a reader would and report everything wrong with it."""
+               screenshot: Path | None = None, switch_url: str | None = None,
+               cjk: bool = False) -> PageReport:
+    """Open `url` as a reader would and report everything wrong with it.
+
+    ``switch_url``: the page's link to the other edition must point there. ``cjk``: the page's
+    Chinese text must be drawn with a font that has Chinese glyphs (not boxes or a fallback)."""
     report = PageReport(url)
     problems = report.problems
     page = context.new_page()
@@ -542,6 +602,14 @@ def check_page(context, url: str, *, title: str, expect_math: bool, links: LinkC
             found = page.eval_on_selector_all(selector, "els => els.map(a => a.href)")
             if found != ([expected] if expected else []):
                 problems.append(f"[nav] {name} button links to {found}, expected {expected}")
+
+        if switch_url is not None:
+            found = page.eval_on_selector_all("a.edition-switch", "els => els.map(a => a.href)")
+            if found != [switch_url]:
+                problems.append(f"[edition] the link to the other edition is {found}, "
+                                f"expected {switch_url}")
+        if cjk:
+            problems += cjk_font_problems(context, page)
 
         if screenshot is not None:
             report.screenshots = take_screenshots(page, screenshot)
@@ -647,13 +715,6 @@ def context(browser):
     ctx.close()
 
 
-def _jupyter_book() -> str:
-    beside = Path(sys.executable).with_name("jupyter-book")
-    found = str(beside) if beside.exists() else shutil.which("jupyter-book")
-    assert found, "jupyter-book is not installed (pip install -r requirements.txt)"
-    return found
-
-
 @pytest.fixture(scope="session")
 def html_root(chromium, tmp_path_factory) -> Path:
     """The book built now from the working tree, as `make book` builds it, in a temp folder.
@@ -668,8 +729,7 @@ def html_root(chromium, tmp_path_factory) -> Path:
         STATS["build_seconds"] = 0.0
         return root
     out = tmp_path_factory.mktemp("book")
-    command = [_jupyter_book(), "build", str(ROOT), "--builder", "html", *jb_flags(),
-               "--path-output", str(out)]
+    command = [sys.executable, str(ROOT / "scripts" / "build_book.py"), "--out", str(out)]
     # the sources as built: a notebook edited while the test runs must not fail the download check
     SOURCES_AS_BUILT.update({p.docname: p.source.read_bytes() for p in TOC if p.source})
     started = time.monotonic()
@@ -681,8 +741,9 @@ def html_root(chromium, tmp_path_factory) -> Path:
         pytest.fail(f"the book does not build ({' '.join(command)}, exit {result.returncode});"
                     " `make book` fails alike. Warnings and errors:\n" + "\n".join(warnings)
                     + f"\n--- end of the log ---\n{log[-3000:]}", pytrace=False)
-    root = out / "_build" / "html"
-    assert (root / "index.html").is_file(), f"no index.html in {root}"
+    root = out / "html"
+    for edition in EDITIONS:
+        assert (root / PREFIX[edition] / "index.html").is_file(), f"no {edition} index.html"
     return root
 
 
@@ -727,17 +788,21 @@ def summary(request, tmp_path_factory):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("edition", EDITIONS)
 @pytest.mark.parametrize("index", range(len(TOC)), ids=[p.docname for p in TOC])
-def test_page_reads_right_offline(index, site, context, screenshots):
+def test_page_reads_right_offline(index, edition, site, context, screenshots):
     page = TOC[index]
     assert page.source is not None, f"_toc.yml lists {page.docname}, which has no source file"
-    prev_url = site.url(TOC[index - 1].html) if index > 0 else None
-    next_url = site.url(TOC[index + 1].html) if index + 1 < len(TOC) else None
+    at = PREFIX[edition]
+    prev_url = site.url(at + TOC[index - 1].html) if index > 0 else None
+    next_url = site.url(at + TOC[index + 1].html) if index + 1 < len(TOC) else None
     report = check_page(
-        context, site.url(page.html), title=f"{first_heading(page.source)} — {book_title()}",
+        context, site.url(at + page.html), title=page_title(page, edition),
         expect_math=source_has_math(page.source), links=site.links, base=site.base,
-        prev_url=prev_url, next_url=next_url, screenshot=screenshots / f"{page.slug}.png")
-    STATS["pages"][page.docname] = {
+        prev_url=prev_url, next_url=next_url,
+        screenshot=screenshots / f"{edition}-{page.slug}.png",
+        switch_url=site.url(other_edition(page, edition)), cjk=edition == "zh")
+    STATS["pages"][at + page.docname] = {
         "equations": report.equations, "display_equations": report.display_equations,
         "math_nodes": report.math_nodes, "images": report.images,
         "internal_links": report.internal_links, "screenshots": report.screenshots}
@@ -745,36 +810,39 @@ def test_page_reads_right_offline(index, site, context, screenshots):
     assert report.screenshots and all(p.stat().st_size > 0 for p in report.screenshots)
 
 
-def test_next_buttons_walk_the_whole_book(site, context):
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_next_buttons_walk_the_whole_book(edition, site, context):
     """From index.html (the address a reader opens) through every page and back one."""
+    at = PREFIX[edition]
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     watch = Watch(page)
     try:
-        page.goto(site.url("index.html"))
-        page.wait_for_url(site.url(TOC[0].html))
+        page.goto(site.url(at + "index.html"))
+        page.wait_for_url(site.url(at + TOC[0].html))
         for following in TOC[1:]:
             # let the page finish (fonts, icon): leaving earlier cancels requests, a false alarm
             page.wait_for_load_state("networkidle")
             assert page.locator("a.right-next").count() == 1, f"{page.url} has no next button"
             page.locator("a.right-next").click()
-            page.wait_for_url(site.url(following.html))
+            page.wait_for_url(site.url(at + following.html))
         page.wait_for_load_state("networkidle")
         assert page.locator("a.right-next").count() == 0, "the last page has a next button"
         if len(TOC) > 1:
             page.locator("a.left-prev").click()
-            page.wait_for_url(site.url(TOC[-2].html))
+            page.wait_for_url(site.url(at + TOC[-2].html))
             page.wait_for_load_state("networkidle")
     finally:
         page.close()
     assert not watch.problems, "\n".join(watch.problems)
 
 
-def test_pages_render_from_disk_without_a_server(html_root, context):
+@pytest.mark.parametrize("edition", EDITIONS)
+def test_pages_render_from_disk_without_a_server(edition, html_root, context):
     """Opened straight from the folder (file://, a USB stick): math and images still work."""
     failures = []
     for toc_page in TOC:
-        report = PageReport((html_root / toc_page.html).as_uri())
+        report = PageReport((html_root / PREFIX[edition] / toc_page.html).as_uri())
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
         watch = Watch(page)
@@ -789,6 +857,24 @@ def test_pages_render_from_disk_without_a_server(html_root, context):
     assert not failures, "\n".join(failures)
 
 
+def run_search(page, site, start: str, term: str) -> list[str]:
+    """Search ``term`` from the search button of the page ``start``; the results' addresses."""
+    page.goto(site.url(start))
+    page.wait_for_load_state("networkidle")  # leaving a page early cancels its requests
+    page.locator("button.search-button__button:visible").first.click()
+    field_ = page.locator("#pst-search-dialog input[name='q']")
+    field_.fill(term)
+    field_.press("Enter")
+    page.wait_for_url(re.compile(r".*/search\.html\?q=.*"))
+    page.wait_for_function(  # Sphinx's summary line, written when the search is done
+        "() => document.querySelector('#search-results .search-summary')?.textContent")
+    page.wait_for_function(
+        "() => !document.querySelector('#search-results .search-summary')"
+        ".textContent.includes('...')", timeout=TIMEOUT_MS)
+    return page.eval_on_selector_all("#search-results ul.search li a",
+                                     "els => els.map(a => a.href.split('?')[0].split('#')[0])")
+
+
 def test_search_finds_a_chapter_word(html_root, site, context):
     """Search from the search button, as a reader would, for a word only that chapter has."""
     chapter, term = search_term(html_root, TOC)
@@ -797,18 +883,7 @@ def test_search_finds_a_chapter_word(html_root, site, context):
     page.set_default_timeout(TIMEOUT_MS)
     watch = Watch(page)
     try:
-        page.goto(site.url(TOC[0].html))
-        page.wait_for_load_state("networkidle")  # leaving a page early cancels its requests
-        page.locator("button.search-button__button:visible").first.click()
-        field_ = page.locator("#pst-search-dialog input[name='q']")
-        field_.fill(term)
-        field_.press("Enter")
-        page.wait_for_url(re.compile(r".*/search\.html\?q=.*"))
-        page.wait_for_function(  # Sphinx's summary line, written when the search is done
-            "() => /Search finished|did not match/.test("
-            "document.querySelector('#search-results .search-summary')?.textContent || '')")
-        results = page.eval_on_selector_all("#search-results ul.search li a",
-                                            "els => els.map(a => a.href.split('?')[0])")
+        results = run_search(page, site, TOC[0].html, term)
         assert site.url(chapter.html) in results, (
             f"searching {term!r} (a word of {chapter.html} only) found {results}")
         page.wait_for_load_state("networkidle")
@@ -818,6 +893,62 @@ def test_search_finds_a_chapter_word(html_root, site, context):
     finally:
         page.close()
     assert not watch.problems, "\n".join(watch.problems)
+
+
+def prose_text(html_file: Path) -> str:
+    parser = _ProseParser()
+    parser.feed(html_file.read_text(encoding="utf8"))
+    return html.unescape(" ".join(parser.text))
+
+
+@pytest.mark.parametrize("term", ["交叉熵", "类别不平衡"])
+def test_chinese_search_finds_chinese_words(term, html_root, site, context):
+    """Sphinx indexes Chinese words only with jieba installed: every Chinese page whose prose
+    has the term must be among the results of searching it on the Chinese site."""
+    having = [p for p in TOC if term in prose_text(html_root / "zh" / p.html)]
+    assert having, f"no Chinese page says {term!r}: the test needs another term"
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    watch = Watch(page)
+    try:
+        results = run_search(page, site, "zh/" + TOC[0].html, term)
+    finally:
+        page.close()
+    missing = [p.html for p in having if site.url("zh/" + p.html) not in results]
+    assert not missing, f"searching {term!r} on the Chinese site misses {missing}: {results}"
+    STATS.setdefault("zh_search", {})[term] = len(results)
+    assert not watch.problems, "\n".join(watch.problems)
+
+
+# A run of this many Latin-script words in a Chinese page's prose is an English sentence left
+# untranslated (names of methods, such as "logit adjustment" or "focal loss", are shorter).
+ENGLISH_RUN = re.compile(r"[A-Za-z][A-Za-z'’-]*(?:[ ,;:]+[A-Za-z][A-Za-z'’-]*){4,}")
+
+
+def english_in_chinese(html_file: Path) -> list[str]:
+    """English runs of five or more words in a Chinese page's prose (code, math, notebook
+    outputs and the bibliography's entries excluded)."""
+    parser = _ProseParser()
+    parser.SKIP_CLASSES = _ProseParser.SKIP_CLASSES | {"citation", "bibliography"}
+    parser.feed(html_file.read_text(encoding="utf8"))
+    return [m.group(0) for m in ENGLISH_RUN.finditer(html.unescape(" ".join(parser.text)))]
+
+
+@pytest.mark.parametrize("page_", TOC, ids=[p.docname for p in TOC])
+def test_chinese_pages_read_as_chinese(page_, html_root):
+    """No English sentence in a Chinese page's prose: an untranslated or stale message, or a
+    glued English phrase, shows here (code, outputs, equations and references may be English)."""
+    found = english_in_chinese(html_root / "zh" / page_.html)
+    assert not found, (f"zh/{page_.html} shows English prose: {found[:5]} "
+                       "(run `python scripts/catalogues.py update` and translate what it lists)")
+
+
+def test_the_english_check_catches_english(tmp_path):
+    page = tmp_path / "p.html"
+    page.write_text('<article class="bd-article"><p>这是中文。This sentence was never translated.'
+                    '</p><pre>code is fine here and here</pre><p>focal loss 与 logit adjustment'
+                    '</p></article>', encoding="utf8")
+    assert english_in_chinese(page) == ["This sentence was never translated"]
 
 
 NOTEBOOK_CHAPTERS = [p for p in TOC if p.source is not None and p.source.suffix == ".ipynb"]

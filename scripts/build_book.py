@@ -1,0 +1,103 @@
+"""Build the book's HTML, in English, in Chinese, or both (``make book``), strictly.
+
+    python scripts/build_book.py              # both: _build/html/ and _build/html/zh/
+    python scripts/build_book.py --edition en # the English book alone, at _build/html/
+    python scripts/build_book.py --edition zh # the Chinese book alone, at _build/html/zh/
+    python scripts/build_book.py --out DIR    # both, into DIR and DIR/zh (the browser test)
+
+Both editions come from the same notebooks and their committed outputs (nothing is executed).
+The Chinese one is the same Sphinx build with ``language: zh_CN``: its prose comes from the
+catalogues in ``locales/zh_CN`` (see ``scripts/catalogues.py`` and ``_ext/bilingual.py``).
+Warnings are errors in both (``-W -n --keep-going``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "_build"
+STRICT = ["-W", "-n", "--keep-going"]  # warnings are errors; nitpicky references; report all
+
+
+def zh_config(path: Path) -> Path:
+    """Write the Chinese edition's config: the book's ``_config.yml`` with ``language: zh_CN``."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+    sphinx = config.setdefault("sphinx", {})
+    # jupyter-book resolves local extensions from the config file's folder, which is now this one
+    sphinx["local_extensions"] = {name: str((ROOT / where).resolve())
+                                  for name, where in sphinx.get("local_extensions", {}).items()}
+    sphinx.setdefault("config", {})["language"] = "zh_CN"  # _ext/bilingual.py: title, glue
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False),
+                    encoding="utf-8")
+    return path
+
+
+def jupyter_book(*args: str) -> None:
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(ROOT),
+               "--builder", "html", *STRICT, *args]
+    print("+", " ".join(command), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
+def build_en(work: Path, html: Path) -> None:
+    """The English book, built under ``work``, at ``html`` (an existing ``html/zh`` is kept)."""
+    built = work / "_build" / "html"
+    if built.resolve() == html.resolve():  # jupyter-book's own folder: clear it, keep zh
+        _clear(html, keep="zh")
+    jupyter_book("--path-output", str(work))
+    _place(built, html, keep="zh")
+
+
+def build_zh(work: Path, html: Path) -> None:
+    """The Chinese book, built under ``work``, at ``html/zh``."""
+    config = zh_config(work / "_config.yml")
+    # a fresh output folder (the doctrees stay): Sphinx 7.4 does not overwrite a changed static
+    # file that an earlier build copied there
+    shutil.rmtree(work / "_build" / "html", ignore_errors=True)
+    jupyter_book("--config", str(config), "--path-output", str(work))
+    _place(work / "_build" / "html", html / "zh")
+
+
+def _place(built: Path, target: Path, keep: str | None = None) -> None:
+    """Replace ``target`` by a copy of ``built``, keeping ``target/keep`` if it exists."""
+    if built.resolve() == target.resolve():
+        return
+    _clear(target, keep)
+    shutil.copytree(built, target, dirs_exist_ok=True)
+
+
+def _clear(folder: Path, keep: str | None = None) -> None:
+    for old in folder.iterdir() if folder.exists() else []:
+        if old.name != keep:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--edition", choices=["en", "zh", "both"], default="both",
+                        help="which edition to build (default: both)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="build under this folder instead of _build, the HTML at OUT/html")
+    args = parser.parse_args(argv)
+    build = (args.out or BUILD).resolve()
+    html = build / "html"
+    if args.edition in ("en", "both"):
+        # the English build writes _build/html itself (jupyter-book's layout); elsewhere a copy
+        build_en(ROOT if build == BUILD else build / "en", html)
+    if args.edition in ("zh", "both"):
+        build_zh(build / "zh", html)
+    print(f"The book is at {html / 'index.html'}"
+          + (f" and {html / 'zh' / 'index.html'}" if (html / "zh").exists() else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
