@@ -58,24 +58,18 @@ def test_every_message_is_translated_and_current(catalogue):
     assert not fuzzy, f"{path.name}: {len(fuzzy)} fuzzy (the English changed), e.g. {fuzzy[:3]}"
 
 
-def test_translations_keep_every_role_equation_and_code_span(catalogue):
+@pytest.mark.parametrize("what", ["markup", "numbers"])
+def test_translations_keep_their_sources_markup_and_numbers(what, catalogue):
+    """The roles, equations and code spans (``markup``) and the prose numbers (``numbers``) of
+    each translation are its English source's."""
     path, found = catalogue
+    of = {"markup": markup, "numbers": numbers}[what]
     for m in found:
         if m.string:
-            assert markup(m.string) == markup(m.id), (
-                f"{path.name}: the translation of {m.id[:70]!r} changes its markup: "
-                f"source {sorted(markup(m.id).elements())}, translation "
-                f"{sorted(markup(m.string).elements())}")
-
-
-def test_translations_keep_every_number(catalogue):
-    path, found = catalogue
-    for m in found:
-        if m.string:
-            assert numbers(m.string) == numbers(m.id), (
-                f"{path.name}: the translation of {m.id[:70]!r} changes its numbers: only in the "
-                f"source {sorted((numbers(m.id) - numbers(m.string)).elements())}, only in the "
-                f"translation {sorted((numbers(m.string) - numbers(m.id)).elements())}")
+            assert of(m.string) == of(m.id), (
+                f"{path.name}: the translation of {m.id[:70]!r} changes its {what}: only in the "
+                f"source {sorted((of(m.id) - of(m.string)).elements())}, only in the "
+                f"translation {sorted((of(m.string) - of(m.id)).elements())}")
 
 
 def stray_asterisks(text: str) -> int:
