@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 
-.PHONY: env test lint unit notebooks book reproduce lab clean catalogues
+.PHONY: env test lint unit notebooks book pdf reproduce lab clean catalogues
 
 env: $(READY)
 
@@ -33,6 +33,12 @@ notebooks: $(READY)
 EDITION ?= both
 book: $(READY)
 	$(BIN)/python scripts/build_book.py --edition $(EDITION)
+
+## make pdf: the book as PDFs from the same committed outputs, _build/pdf/book-en.pdf and
+## book-zh.pdf (EDITION=en or zh builds one), through jupyter-book's LaTeX builder and XeLaTeX;
+## needs TeX Live and the Noto CJK fonts (README, "The PDF")
+pdf: $(READY)
+	$(BIN)/python scripts/build_book.py --pdf --edition $(EDITION)
 
 ## make reproduce: re-execute every chapter in place (BOOK_SCALE, default full), rebuild the book
 reproduce: $(READY)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .losses import check_number
-from .report import _float_array, device_name
+from .report import device_name, to_float64
 from .seeds import offset as seed_offset
 
 __all__ = [
@@ -89,7 +89,7 @@ def paired_interval(values, confidence: float = CONFIDENCE) -> tuple[float, floa
     from scipy import stats
 
     check_number(confidence, "confidence", 0, 1, low_open=True, high_open=True)
-    values = _float_array(values).ravel()
+    values = to_float64(values).ravel()
     if values.size == 0 or not np.isfinite(values).all():
         raise ValueError(f"values must hold at least one finite number, got {values.tolist()}")
     n, mean = values.size, float(values.mean())
@@ -188,7 +188,7 @@ def claim(id: str, text: str, *, source: str, measure: str, values, direction: s
     """
     _check_source(source, cite)
     _check_claim_form(direction, delta)
-    values = _float_array(values).ravel()
+    values = to_float64(values).ravel()
     if exact:
         if values.size != 1:
             raise ValueError(f"an exact claim has one value, got {values.size}")

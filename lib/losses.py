@@ -521,6 +521,22 @@ def class_weighted_bce(
 # --- chapter 3: logit adjustment -----------------------------------------------------------
 
 
+def _prior_inputs(logits: Tensor, targets: Tensor, prior: Tensor, tau: float) -> float:
+    """Check the inputs of the prior-based losses below; return ``tau`` as a float."""
+    _multiclass_inputs(logits, targets)
+    if not isinstance(prior, Tensor):
+        raise ValueError(f"prior must be a tensor of shape ({logits.shape[-1]},)")
+    if prior.shape != logits.shape[-1:]:
+        raise ValueError(
+            f"prior must have shape ({logits.shape[-1]},) to match logits "
+            f"{tuple(logits.shape)}, got {tuple(prior.shape)}"
+        )
+    tau = check_number(tau, "tau")
+    if _VALUE_CHECKS.get():
+        check_prior(prior)
+    return tau
+
+
 def logit_adjusted_cross_entropy(
     logits: Tensor, targets: Tensor, prior: Tensor, tau: float = 1.0
 ) -> Tensor:
@@ -550,17 +566,7 @@ def logit_adjusted_cross_entropy(
     Raises:
         ValueError: on a bad ``tau``, a shape mismatch, or (value checks) bad targets or prior.
     """
-    _multiclass_inputs(logits, targets)
-    if not isinstance(prior, Tensor):
-        raise ValueError(f"prior must be a tensor of shape ({logits.shape[-1]},)")
-    if prior.shape != logits.shape[-1:]:
-        raise ValueError(
-            f"prior must have shape ({logits.shape[-1]},) to match logits "
-            f"{tuple(logits.shape)}, got {tuple(prior.shape)}"
-        )
-    tau = check_number(tau, "tau")
-    if _VALUE_CHECKS.get():
-        check_prior(prior)
+    tau = _prior_inputs(logits, targets, prior, tau)
     return _mean_cross_entropy(logits + tau * torch.log(prior.to(logits)), targets)
 
 
@@ -602,17 +608,7 @@ def prior_margin_cross_entropy(
     Raises:
         ValueError: on a bad ``tau``, a shape mismatch, or (value checks) bad targets or prior.
     """
-    _multiclass_inputs(logits, targets)
-    if not isinstance(prior, Tensor):
-        raise ValueError(f"prior must be a tensor of shape ({logits.shape[-1]},)")
-    if prior.shape != logits.shape[-1:]:
-        raise ValueError(
-            f"prior must have shape ({logits.shape[-1]},) to match logits "
-            f"{tuple(logits.shape)}, got {tuple(prior.shape)}"
-        )
-    tau = check_number(tau, "tau")
-    if _VALUE_CHECKS.get():
-        check_prior(prior)
+    tau = _prior_inputs(logits, targets, prior, tau)
     shift = tau * torch.log(prior.to(logits))[targets]  # tau log pi_y, shape of targets
     true_class = F.one_hot(targets, logits.shape[-1]).to(logits.dtype)
     return _mean_cross_entropy(logits + shift.unsqueeze(-1) * true_class, targets)

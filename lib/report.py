@@ -18,6 +18,7 @@ import torch
 from .losses import check_number
 
 __all__ = [
+    "to_float64",
     "mean_and_std",
     "mean_std",
     "markdown_table",
@@ -31,7 +32,11 @@ __all__ = [
     "glue",
 ]
 
-def _float_array(values) -> np.ndarray:
+def to_float64(values) -> np.ndarray:
+    """``values`` (a tensor, array or sequence of numbers) as a float64 NumPy array.
+
+    Tensors are detached and moved to the CPU first; the evidence (:mod:`lib.evidence`) and
+    the tables below compute in float64."""
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().double()
     return np.asarray(values, dtype=np.float64)
@@ -55,7 +60,7 @@ def mean_and_std(values, axis: int) -> tuple[np.ndarray, np.ndarray]:
     Raises:
         ValueError: if ``axis`` is out of range or holds no values.
     """
-    values = _float_array(values)
+    values = to_float64(values)
     axis = check_number(axis, "axis", -values.ndim, values.ndim, high_open=True, integer=True)
     count = values.shape[axis]
     if count == 0:
@@ -81,7 +86,7 @@ def mean_std(values, digits: int = 3) -> str:
     Raises:
         ValueError: if ``values`` is empty.
     """
-    values = _float_array(values).ravel()
+    values = to_float64(values).ravel()
     if values.size == 0:
         raise ValueError("values must hold at least one number")
     mean, std = mean_and_std(values, axis=0)
