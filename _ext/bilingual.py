@@ -254,10 +254,11 @@ def _configure(app, config) -> None:
 
 
 def _translate_toc_captions(app, doctree) -> None:
-    """The sidebar's part captions ("Chapters", "Back matter") in the edition's language.
+    """The part captions ("Chapters", "Back matter") in the edition's language: sidebar, PDF.
 
     sphinx-external-toc adds the root page's toctrees after Sphinx has translated that page, so
     their captions stay English; the root page's catalogue has them (they are extracted)."""
+    from docutils import nodes
     from sphinx import addnodes
 
     if not (app.config.language or "").startswith("zh") or app.env.docname != app.config.root_doc:
@@ -268,6 +269,11 @@ def _translate_toc_captions(app, doctree) -> None:
         caption = toctree.get("caption")
         if caption and catalogue.get(caption):
             toctree["caption"] = catalogue[caption]
+    # sphinx-jupyterbook-latex has copied each caption to the toctree's wrapper (the PDF's parts)
+    for wrapper in doctree.findall(nodes.compound):
+        caption = wrapper.get("caption")
+        if "toctree-wrapper" in wrapper["classes"] and caption and catalogue.get(caption):
+            wrapper["caption"] = catalogue[caption]
 
 
 def setup(app):

@@ -1,13 +1,14 @@
-"""Write the book's reproducibility page, and its forest plot, from the claims the chapters saved.
+"""Write the book's reproducibility page, and its forest plots, from the claims the chapters saved.
 
-    python scripts/claims_page.py           # rewrite reproducibility.md and its figure
+    python scripts/claims_page.py           # rewrite reproducibility.md and its figures
     python scripts/claims_page.py --check   # exit 1 if reproducibility.md is out of date
     python scripts/claims_page.py --snapshot "why"   # before a rerun: keep today's verdicts
 
 Each chapter ends by saving the claims it tested to ``results/<chapter>.json``
 (``lib.evidence.save_results``). This script turns those files into ``reproducibility.md`` and
-``_static/claims-forest.png``, so the page is never typed by hand and cannot drift from the
-notebooks; ``tests/test_reproducibility.py`` runs the ``--check``.
+one forest plot per chapter, ``_static/claims-forest-<chapter>.png``, so the page is never
+typed by hand and cannot drift from the notebooks; ``tests/test_reproducibility.py`` runs the
+``--check``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `lib` without installing the project
 
+import numpy as np  # noqa: E402
+
 from lib import evidence, report  # noqa: E402
 
 PAGE = ROOT / "reproducibility.md"
-FIGURE = ROOT / "_static" / "claims-forest.png"
+FIGURES = ROOT / "_static"  # one forest plot per chapter: claims-forest-<chapter>.png
+
+
+def figure(chapter: str, folder: Path = FIGURES) -> Path:
+    """Where the forest plot of ``chapter``'s claims is."""
+    return folder / f"claims-forest-{chapter}.png"
 
 
 def _cell(text) -> str:
@@ -194,16 +202,12 @@ def render(results_dir: Path = ROOT / "results", snapshot_path: Path = SNAPSHOT)
     lines += _changes(records, snapshot_path)
     lines += [
         "",
-        "```{figure} _static/claims-forest.png",
-        ":name: claims-forest",
-        ":alt: Forest plot of every claim's 95% interval against its threshold",
-        "",
-        "Every claim's 95% interval (bars; exact claims as diamonds) minus its threshold, so the",
+        "**The forest plots.** Each chapter's section below opens with a plot of its claims: each",
+        "claim's 95% interval (bars; exact claims as diamonds) minus its threshold, so that the",
         "claimed side is right of 0 for *greater* claims and left of 0 for *less* claims;",
         "equivalence claims show their margin ±δ as a shaded band. The axis is linear within",
         "±0.01 and logarithmic beyond, so that accuracy differences and float64 deviations fit",
-        "on one figure. Colours give the verdict.",
-        "```",
+        "on one axis, the same for every chapter. Colours give the verdict.",
     ]
     for r in records:
         env = r["versions"]
@@ -211,6 +215,14 @@ def render(results_dir: Path = ROOT / "results", snapshot_path: Path = SNAPSHOT)
         lines += [
             "",
             f"## {_title(r['chapter'])}",
+            "",
+            f"```{{figure}} {figure(r['chapter']).relative_to(ROOT).as_posix()}",
+            f":name: claims-forest-{r['chapter'][:2]}",
+            ":width: 100%",
+            ":alt: Forest plot of the chapter's claims: each 95% interval against its threshold",
+            "",
+            "The chapter's claims: each 95% interval minus its threshold, coloured by verdict.",
+            "```",
             "",
             f"{{doc}}`chapters/{r['chapter']}`, run at scale `{r['scale']}` on "
             f"{_cell(r['device'])} ({_cell(r['cpu'])}, {r['cpu_capability']}) with "
@@ -232,27 +244,24 @@ def render(results_dir: Path = ROOT / "results", snapshot_path: Path = SNAPSHOT)
     return "\n".join(lines) + "\n"
 
 
-def forest_plot(records: list[dict], path: Path = FIGURE) -> None:
-    """Draw every claim's interval against its threshold, grouped by chapter, into ``path``."""
-    import matplotlib
+def forest_plots(records: list[dict], folder: Path = FIGURES) -> list[Path]:
+    """One forest plot per chapter (see :func:`forest_plot`), on one x-axis for all."""
+    ends = [sign * (c[end] - c["threshold"]) for r in records for c in r["claims"]
+            for sign in [-1.0 if c["direction"] == "less" else 1.0] for end in ("low", "high")]
+    ends = np.clip(np.nan_to_num(ends, nan=0.0), -1e3, 1e3)
+    limits = (min(ends.min(), -0.02) * 1.5, max(ends.max(), 0.02) * 1.5)
+    return [forest_plot(r, figure(r["chapter"], folder), limits) for r in records]
 
-    matplotlib.use("Agg")
+
+def forest_plot(record: dict, path: Path, limits: tuple[float, float] | None = None) -> Path:
+    """The forest plot of one chapter's claims, written to ``path`` (a PNG)."""
     import matplotlib.pyplot as plt
 
     colours = {"held": "tab:green", "not held": "tab:red", "inconclusive": "tab:orange"}
-    rows: list[tuple[str, dict | None]] = []  # a heading row per chapter, then its claims
-    for r in records:
-        rows.append((_title(r["chapter"]), None))
-        rows += [("", c) for c in r["claims"]]
-    fig, ax = plt.subplots(figsize=(8.5, 0.3 * len(rows) + 1.6))
-    ticks, labels = [], []
-    for i, (heading, c) in enumerate(rows):
-        y = len(rows) - 1 - i
-        if c is None:
-            ax.axhline(y - 0.5, color="0.6", lw=0.6)
-            ax.text(0.0, y, heading, transform=ax.get_yaxis_transform(), ha="left",
-                    va="center", fontsize=8, fontweight="bold")
-            continue
+    claims = record["claims"]
+    fig, ax = plt.subplots(figsize=(8.5, 0.3 * len(claims) + 1.4))
+    for i, c in enumerate(claims):
+        y = len(claims) - 1 - i
         sign = -1.0 if c["direction"] == "less" else 1.0  # the claimed side is always right
         low, high = sorted(sign * (c[end] - c["threshold"]) for end in ("low", "high"))
         mean = sign * (c["mean"] - c["threshold"])
@@ -264,23 +273,27 @@ def forest_plot(records: list[dict], path: Path = FIGURE) -> None:
         else:
             ax.plot([max(low, -1e3), min(high, 1e3)], [y, y], color=colour, lw=2.5)
             ax.plot(mean, y, "o", color=colour, ms=4)
-        ticks.append(y)
-        labels.append(f"{c['id']}  ({report.claimed(c)})")
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xscale("symlog", linthresh=1e-2)
-    ax.set_yticks(ticks, labels, fontsize=7)
-    ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set(title="Every claim's 95% interval against its threshold, by chapter",
+    if limits:
+        ax.set_xlim(*limits)
+    ax.set_yticks(range(len(claims))[::-1],
+                  [f"{c['id']}  ({report.claimed(c)})" for c in claims], fontsize=8)
+    ax.set_ylim(-0.7, len(claims) - 0.3)
+    ax.set(title=f"{_title(record['chapter'])}: each claim's 95% interval against its threshold",
            xlabel="measure minus threshold (sign flipped for '<' claims: the claimed side is > 0)",
            ylabel="claim (what it claims)")
+    ax.title.set_fontsize(10)
     for verdict_name, colour in colours.items():
         ax.plot([], [], color=colour, lw=2.5, label=verdict_name)
     ax.fill_between([], [], color="0.85", label="equivalence margin ±δ")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    # twice the pixels of the page's display width: sharp on fine screens and in the PDF
+    fig.savefig(path, dpi=220, metadata={"Software": None})
     plt.close(fig)
+    return path
 
 
 def main(argv=None) -> int:
@@ -297,15 +310,18 @@ def main(argv=None) -> int:
         return 0
     page = render()
     if args.check:
-        if not PAGE.exists() or PAGE.read_text(encoding="utf-8") != page or not FIGURE.exists():
+        records = load()
+        if (not PAGE.exists() or PAGE.read_text(encoding="utf-8") != page
+                or not all(figure(r["chapter"]).exists() for r in records)):
             print("reproducibility.md is out of date: run `python scripts/claims_page.py`")
             return 1
         print("reproducibility.md is up to date")
         return 0
     PAGE.write_text(page, encoding="utf-8")
-    forest_plot(load())
-    print(f"wrote {PAGE.name} and {FIGURE.relative_to(ROOT)} from "
-          f"{len(list((ROOT / 'results').glob('*.json')))} results files")
+    figures = forest_plots(load())
+    print(f"wrote {PAGE.name} and {len(figures)} forest plots in "
+          f"{FIGURES.relative_to(ROOT)} from {len(list((ROOT / 'results').glob('*.json')))} "
+          "results files")
     return 0
 
 

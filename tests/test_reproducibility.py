@@ -52,7 +52,8 @@ def test_render_lists_every_claim_with_source_test_set_interval_verdict_and_holm
     assert "| 4 | 2 | 0 | 2 | 2 | full |" in page and "| 20 |" in page
     assert "0 of the 4 claims that both runs tested changed their 95% verdict" in page
     assert "What changed between the runs: a reason" in page
-    assert "_static/claims-forest.png" in page and "What an interval covers" in page
+    assert "_static/claims-forest-01_smooth_accuracy.png" in page
+    assert "What an interval covers" in page
     assert "Under Holm's correction 0 of the 3 verdicts change" in page
     claims[0] = evidence.claim("1.1", "A | B", source="literature", cite="k2020", measure="m",
                                values=[-0.04, -0.05, -0.06], direction="greater", detail="d")
@@ -60,8 +61,9 @@ def test_render_lists_every_claim_with_source_test_set_interval_verdict_and_holm
     page = claims_page.render(tmp_path, before)
     assert "1 of the 4 claims that both runs tested changed" in page
     assert "| 1.1 | [+0.025, +0.075] | held | [-0.075, -0.025] | not held |" in page
-    claims_page.forest_plot([record], tmp_path / "forest.png")
-    assert (tmp_path / "forest.png").stat().st_size > 1000
+    (path,) = claims_page.forest_plots([record], tmp_path)
+    assert path == tmp_path / "claims-forest-01_smooth_accuracy.png"
+    assert path.stat().st_size > 1000
 
 
 def _reproduce_module():
