@@ -20,13 +20,18 @@ This extension adds what depends on the edition being built:
    pages and justifies every cell.
 4. **Figures that leave room for their caption**: no image is taller than 80% of the text
    height.
+5. **No empty chapter** (:class:`NoEmptyChapter`): the bibliography is the book's last,
+   unnumbered chapter, not also an empty numbered one.
 
 It does nothing for the HTML builds.
 """
 
 from __future__ import annotations
 
+import unicodedata
+
 from docutils import nodes
+from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 ARTICLE = "再谈类别不平衡问题：调节权重与魔改Loss的对比联系"
@@ -80,6 +85,8 @@ LONGEST_CELL = 60  # characters: a column's width grows with its text up to this
 # (font size in pt, gap on each side of a cell in pt) for ordinary and for wide tables
 NORMAL, SMALL = (10, 6), (7, 3)
 EM_PER_CHARACTER = 0.5  # a generous average width of a character of text
+WIDE_CHARACTER = 2.5  # Latin characters: the width of a Chinese one (:func:`text_width`)
+SHORT_CHINESE = 4  # characters: a Chinese word this short is not wrapped in a table cell
 
 TITLE_PAGE = r"""
 \makeatletter
@@ -157,16 +164,17 @@ class PrintableTables(SphinxPostTransform):
 def column_widths(rows: list[list[str]], columns: int, size: float, gap: float) -> list[int]:
     """Relative widths of a table's columns (in tenths of a point) from the text of its rows.
 
-    Each column needs at least its longest word and would like its longest cell (up to
-    ``LONGEST_CELL`` characters); when not everything fits the text width, each column gets
-    its least plus a share of the room left in proportion to what it would like beyond that.
-    Sphinx turns the widths into fractions of the line (minus the gaps)."""
+    Each column needs at least its longest unbreakable piece of text (:func:`unbreakable`) and
+    would like its longest cell (up to ``LONGEST_CELL`` characters); when not everything fits
+    the text width, each column gets its least plus a share of the room left in proportion to
+    what it would like beyond that. Widths count in characters of Latin text, a Chinese
+    character as two (:func:`text_width`). Sphinx turns the widths into fractions of the line
+    (minus the gaps)."""
     least, most = [1] * columns, [1] * columns
     for row in rows:
         for j, text in enumerate(row[:columns]):
-            longest_word = max(len(word) for word in text.split()) if text.strip() else 1
-            least[j] = max(least[j], longest_word)
-            most[j] = max(most[j], min(len(" ".join(text.split())), LONGEST_CELL))
+            least[j] = max([least[j]] + [unbreakable(word) for word in text.split()])
+            most[j] = max(most[j], min(text_width(" ".join(text.split())), LONGEST_CELL))
     most = [max(low, high) for low, high in zip(least, most)]
     room = (TEXT_WIDTH - 2 * gap * columns) / (size * EM_PER_CHARACTER)  # characters
     if sum(most) <= room or sum(most) == sum(least):
@@ -179,8 +187,51 @@ def column_widths(rows: list[list[str]], columns: int, size: float, gap: float) 
     return [round(10 * (c * size * EM_PER_CHARACTER + 2 * gap)) for c in chars]
 
 
+def _wide(character: str) -> bool:
+    return unicodedata.east_asian_width(character) in "WF"
+
+
+def text_width(text: str) -> float:
+    """The width of ``text`` in characters of Latin text: a Chinese character (or a full-width
+    sign) is set exactly one em wide, two of the generous Latin characters; it counts a little
+    more (``WIDE_CHARACTER``) so that a short Chinese header in bold still fits its column."""
+    return sum(WIDE_CHARACTER if _wide(character) else 1 for character in text)
+
+
+def unbreakable(word: str) -> float:
+    """The width (:func:`text_width`) of the longest piece of ``word`` that cannot wrap.
+
+    A Latin word cannot wrap. Chinese text wraps between any two characters, so a long Chinese
+    phrase needs only its longest Latin run (or one character); a short one
+    (``SHORT_CHINESE`` characters at most, such as the verdicts 成立 and 无定论) stays whole."""
+    if not any(_wide(character) for character in word) or len(word) <= SHORT_CHINESE:
+        return text_width(word)
+    runs = "".join(" " if _wide(character) else character for character in word).split()
+    return max([WIDE_CHARACTER] + [len(run) for run in runs])
+
+
+class NoEmptyChapter(SphinxPostTransform):
+    """Leave out a page that sphinx-jupyterbook-latex has emptied (LaTeX only).
+
+    It moves the bibliography to the end of the book, as an unnumbered chapter of its own, and
+    leaves ``bibliography.md``'s chapter behind with nothing but its title: an empty page under
+    "Chapter 8" in the table of contents."""
+
+    default_priority = 750  # after sphinx-jupyterbook-latex's LatexRootDocPostTransforms (700)
+    formats = ("latex",)
+
+    def run(self, **kwargs) -> None:
+        for start in list(self.document.findall(addnodes.start_of_file)):
+            sections = [child for child in start.children if isinstance(child, nodes.section)]
+            if len(sections) == 1 and len(start.children) == 1 and all(
+                    isinstance(child, nodes.title) or not child.astext().strip()
+                    for child in sections[0].children):
+                start.parent.remove(start)
+
+
 def setup(app):
     app.add_post_transform(PrintableTables)
+    app.add_post_transform(NoEmptyChapter)
     # before sphinx-jupyterbook-latex, which appends its own lines to the preamble
     app.connect("config-inited", _configure, priority=400)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -179,3 +179,24 @@ def test_titles_are_read_in_each_language():
 def _around(text: str, needle: str, width: int = 80) -> str:
     i = text.find(needle)
     return text[max(0, i - width): i + width]
+
+
+def test_table_columns_fit_their_words_in_either_language():
+    """The PDF's table widths (``_ext/book_pdf.py``): no column narrower than its longest Latin
+    word or short Chinese word (a verdict such as 成立 must not wrap), long Chinese text may wrap
+    anywhere, and a table that fits the page is not stretched."""
+    import book_pdf
+
+    assert book_pdf.text_width("成立") > book_pdf.text_width("held") == 4
+    assert book_pdf.unbreakable("无定论") == book_pdf.text_width("无定论") >= 6
+    assert book_pdf.unbreakable("在长尾MNIST-1D上提高了平衡准确率") == len("MNIST-1D")
+    long = "在 MNIST-1D-LT（不平衡比 10）上，逆频率权重比交叉熵提高了平衡准确率。" * 3
+    rows = [["4.2a", long, "无定论"], ["4.2b", "短", "成立"]]
+    widths = book_pdf.column_widths(rows, 3, *book_pdf.NORMAL)
+    size, gap = book_pdf.NORMAL
+    pt = [w / 10 - 2 * gap for w in widths]  # text width of each column, in points
+    per_character = size * book_pdf.EM_PER_CHARACTER
+    assert pt[0] >= 4 * per_character and pt[2] >= 6 * per_character  # "4.2a", 无定论 whole
+    assert sum(widths) / 10 <= book_pdf.TEXT_WIDTH + 1  # the long Chinese cell wraps instead
+    small = book_pdf.column_widths([["a", "bb"]], 2, *book_pdf.NORMAL)
+    assert small == [round(10 * (n * per_character + 2 * gap)) for n in (1, 2)]
