@@ -132,3 +132,19 @@ def test_every_glued_phrase_has_a_chinese_form():
                     if tool.bilingual.translate_glued(docname, phrase) is None]
     assert not missing, (f"{len(missing)} glued phrases have no Chinese form (run `python "
                          f"scripts/catalogues.py update` and translate them): {missing[:5]}")
+
+
+def test_page_titles_read_the_same_wherever_they_appear():
+    """A chapter's title has one Chinese form: in its own page, the reproducibility page's section
+    headings, the intro, and the PDF's table of contents, which all take it from the catalogues."""
+    pages = ROOT / "locales" / "zh_CN" / "LC_MESSAGES"
+    titles = {}  # English title -> its page's Chinese title
+    for path in sorted((pages / "chapters").glob("*.po")):
+        found = messages(path)
+        titles[found[0].id] = found[0].string  # a page's first message is its title
+    assert len(titles) >= 6
+    differ = [(path.name, m.id, m.string, titles[m.id]) for path in CATALOGUES
+              for m in messages(path) if m.id in titles and m.string != titles[m.id]]
+    assert not differ, "titles translated differently from their page's:\n" + "\n".join(
+        f"  {name}: {english!r} -> {here!r}, its page says {there!r}"
+        for name, english, here, there in differ)
