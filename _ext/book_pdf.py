@@ -168,8 +168,8 @@ def column_widths(rows: list[list[str]], columns: int, size: float, gap: float) 
     would like its longest cell (up to ``LONGEST_CELL`` characters); when not everything fits
     the text width, each column gets its least plus a share of the room left in proportion to
     what it would like beyond that. Widths count in characters of Latin text, a Chinese
-    character as two (:func:`text_width`). Sphinx turns the widths into fractions of the line
-    (minus the gaps)."""
+    character as ``WIDE_CHARACTER`` of them (:func:`text_width`). Sphinx turns the widths into
+    fractions of the line (minus the gaps)."""
     least, most = [1] * columns, [1] * columns
     for row in rows:
         for j, text in enumerate(row[:columns]):
