@@ -7,9 +7,9 @@
 Trains the same models (one per seed: an MLP, by default chapters 3 and 4's 40-256-256-10,
 with cross-entropy on long-tailed MNIST-1D and Adam) in one process on one device, four ways:
 
-(a) ``plain``: ``lib.train.train_one``, one model after another (timed on the first
+(a) ``plain``: ``reweighting.train.train_one``, one model after another (timed on the first
     ``--plain-models`` seeds; its time per model does not depend on how many there are);
-(b) ``vmap+fused``: ``lib.train.train_batched(..., stacked=False)``, the generic path
+(b) ``vmap+fused``: ``reweighting.train.train_batched(..., stacked=False)``, the generic path
     (``torch.func.vmap`` over ``functional_call``) with the fused Adam kernel, the trainer the
     book used before the stacked path;
 (c) ``stacked+foreach``: ``train_batched``'s stacked-MLP path (``baddbmm`` on ``(M, out, in)``
@@ -45,8 +45,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from lib import data, report, train  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+from reweighting import data, report, train  # noqa: E402
 
 
 def _synchronize(device: torch.device) -> None:

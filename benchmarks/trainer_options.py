@@ -3,11 +3,11 @@
     python benchmarks/trainer_options.py                  # the book's 40-256-256-10 MLP
     python benchmarks/trainer_options.py --hidden 32 32   # a small MLP, where overhead dominates
 
-``lib.train.train_batched`` trains the book's MLPs on its stacked path. This script writes that
-path's training loop out (a few lines, built from the library's own pieces: ``_stacked_forward``,
-``_in_order``, ``Recipe.optimizer_for``) so that one option at a time can be changed, and times
-every variant on the same data, interleaved over ``--repeats`` rounds after one warm-up round
-(medians):
+``reweighting.train.train_batched`` trains the book's MLPs on its stacked path. This script writes
+that path's training loop out (a few lines: the library's public ``train.seeded_model`` and
+``Recipe.optimizer_for``, and the stacked forward pass and epoch gather written out below, as
+the library computes them) so that one option at a time can be changed, and times every variant
+on the same data, interleaved over ``--repeats`` rounds after one warm-up round (medians):
 
 - ``library``: ``train_batched`` itself, the reference (the written-out loop must match it);
 - ``written out``: the loop below with the library's choices (activations as columns, fused
@@ -33,32 +33,61 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from lib import data, report, train  # noqa: E402
-from lib.train import _in_order, _stacked_forward, _stacked_plan  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lib"))
+from reweighting import data, report, train  # noqa: E402
+
+
+def layers(model: nn.Sequential) -> list[tuple[str, str | None]]:
+    """The steps of a :func:`reweighting.train.mlp` of several outputs: ``("linear", name)``
+    for each ``nn.Linear`` (its parameters are ``name.weight`` and ``name.bias``) and
+    ``("relu", None)`` for each ``nn.ReLU``."""
+    kinds = {nn.Linear: "linear", nn.ReLU: "relu"}
+    steps = [(kinds.get(type(module)), name) for name, module in model.named_children()]
+    if any(kind is None for kind, _ in steps):
+        raise ValueError(f"the benchmark takes an MLP of Linear and ReLU only, got {model}")
+    return [(kind, name if kind == "linear" else None) for kind, name in steps]
+
+
+def columns_forward(plan, params, x):
+    """The stacked MLP as the library runs it, activations as columns ``(M, features, B)``:
+    ``baddbmm(b, W, h)``, the weight gradient in the weights' own layout; each ReLU in place."""
+    h = x.transpose(1, 2)  # (M, in, B), a view
+    for i, (kind, name) in enumerate(plan):
+        if kind == "linear":
+            h = torch.baddbmm(params[f"{name}.bias"].unsqueeze(2), params[f"{name}.weight"], h)
+        else:
+            h = torch.relu(h) if i == 0 else torch.relu_(h)
+    return h.transpose(1, 2)
 
 
 def rows_forward(plan, params, x):
     """The stacked MLP with activations as rows: ``baddbmm(b, h, W^T)``; autograd then copies
     every weight gradient into the weights' layout."""
     h = x
-    for layer in plan:
-        if layer.kind == "linear":
-            h = torch.baddbmm(params[layer.bias].unsqueeze(1), h,
-                              params[layer.weight].transpose(1, 2))
-        elif layer.kind == "relu":
-            h = torch.relu_(h)
+    for i, (kind, name) in enumerate(plan):
+        if kind == "linear":
+            h = torch.baddbmm(params[f"{name}.bias"].unsqueeze(1), h,
+                              params[f"{name}.weight"].transpose(1, 2))
+        else:
+            h = torch.relu(h) if i == 0 else torch.relu_(h)
     return h
 
 
-def written_out(make_model, x, y, seeds, recipe, *, forward=_stacked_forward, set_to_none=True,
+def in_order(t, orders):
+    """Seed ``s``'s samples in the order ``orders[s]``, ``(S, n, ...)`` from the shared ``t``:
+    one ``index_select``, as the library gathers each epoch."""
+    return t.index_select(0, orders.flatten()).unflatten(0, orders.shape)
+
+
+def written_out(make_model, x, y, seeds, recipe, *, forward=columns_forward, set_to_none=True,
                 compiled=False):
     """The stacked path of ``train_batched`` for one loss (cross-entropy), written out."""
-    models = [train._seeded_model(make_model, seed) for seed in seeds]
+    models = [train.seeded_model(make_model, seed) for seed in seeds]
     params, _ = torch.func.stack_module_state(models)
     params = {k: v.detach().requires_grad_() for k, v in params.items()}
-    plan = _stacked_plan(models[0], (x.shape[1],))
+    plan = layers(models[0])
     opt = recipe.optimizer_for(list(params.values()), torch.device("cpu"))
 
     def step_loss(params, xb, yb):
@@ -71,7 +100,7 @@ def written_out(make_model, x, y, seeds, recipe, *, forward=_stacked_forward, se
     n = len(y)
     for _ in range(recipe.epochs):
         order = torch.stack([torch.randperm(n, generator=g) for g in orders])
-        x_epoch, y_epoch = _in_order(x, order, False), _in_order(y, order, False)
+        x_epoch, y_epoch = in_order(x, order), in_order(y, order)
         for start in range(0, n, recipe.batch_size):
             loss = step_loss(params, x_epoch[:, start : start + recipe.batch_size],
                              y_epoch[:, start : start + recipe.batch_size])

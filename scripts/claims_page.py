@@ -5,7 +5,7 @@
     python scripts/claims_page.py --snapshot "why"   # before a rerun: keep today's verdicts
 
 Each chapter ends by saving the claims it tested to ``results/<chapter>.json``
-(``lib.evidence.save_results``). This script turns those files into ``reproducibility.md`` and
+(``reweighting.evidence.save_results``). This script turns those files into ``reproducibility.md`` and
 one forest plot per chapter, ``_static/claims-forest-<chapter>.png``, so the page is never
 typed by hand and cannot drift from the notebooks; ``tests/test_reproducibility.py`` runs the
 ``--check``.
@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # `lib` without installing the project
+sys.path.insert(0, str(ROOT / "lib"))  # `reweighting` without installing the project
 
 import numpy as np  # noqa: E402
 
-from lib import evidence, report  # noqa: E402
+from reweighting import evidence, report  # noqa: E402
 
 PAGE = ROOT / "reproducibility.md"
 FIGURES = ROOT / "_static"  # one forest plot per chapter: claims-forest-<chapter>.png
@@ -132,12 +132,12 @@ def render(results_dir: Path = ROOT / "results", snapshot_path: Path = SNAPSHOT)
         "# Reproducibility",
         "",
         "Every claim the book tests, with what its chapter measured the last time it ran. Each",
-        "claim is declared in its chapter before anything trains (`lib.evidence.Claims`): what it",
+        "claim is declared in its chapter before anything trains (`reweighting.evidence.Claims`): what it",
         "says of its measure, greater than a threshold (usually 0, no difference), less than it,",
         "or equivalent to it within a stated margin ±δ. Most measures are paired differences:",
         "two methods trained from the same seed on the same data draw, one difference per seed.",
         "The verdict comes from the 95% t-interval of the mean over seeds",
-        "(`lib.evidence.paired_interval`): **held** when the whole interval lies on the claimed",
+        "(`reweighting.evidence.paired_interval`): **held** when the whole interval lies on the claimed",
         "side (or inside ±δ), **not held** when it lies on the other side (or outside ±δ),",
         "**inconclusive** when it straddles the threshold. An *exact* claim (a float64 identity,",
         "a closed form) has no sampling noise and its interval is its value; a sampled claim",
@@ -148,7 +148,7 @@ def render(results_dir: Path = ROOT / "results", snapshot_path: Path = SNAPSHOT)
         "**What an interval covers.** A seed is one repetition of the whole experiment: it draws",
         "its own training (and validation) data, its own initial weights and minibatch order,",
         "and, for every claim whose *test set* column below is empty, its own test set (a fresh",
-        "MNIST-1D sample), all from independent streams of the seed (`lib.seeds.streams`). So",
+        "MNIST-1D sample), all from independent streams of the seed (`reweighting.seeds.streams`). So",
         "the interval of such a claim covers the sampling of training and test data and the",
         "randomness of training, for this data set, architecture and recipe; "
         f"{own_test} of the {len(sampled)}",
@@ -163,14 +163,14 @@ def render(results_dir: Path = ROOT / "results", snapshot_path: Path = SNAPSHOT)
         f"**Multiplicity.** The book tests {len(sampled)} sampled claims, each at 95%, so a few",
         "verdicts would be expected to come out wrong by chance alone. The column *Holm* gives",
         "each sampled claim's verdict under Holm's correction over the whole book's family",
-        "(`lib.evidence.holm_verdicts`: the one-sided t-tests behind each verdict, two one-sided",
+        "(`reweighting.evidence.holm_verdicts`: the one-sided t-tests behind each verdict, two one-sided",
         "tests for equivalence claims, step-down adjusted so that the chance of any wrong verdict",
         "in the family is at most 5%): a verdict that does not survive becomes inconclusive. The",
         "per-claim 95% verdict stays the headline.",
         f"Under Holm's correction {len(changed)} of the {len(sampled)} verdicts change"
         + (f" ({', '.join(changed)})." if changed else "."),
         "",
-        "Each chapter saves its claims when it runs (`lib.evidence.save_results`), with the list",
+        "Each chapter saves its claims when it runs (`reweighting.evidence.save_results`), with the list",
         "of seeds, the seed offset (`BOOK_SEED_OFFSET`, 0 for the committed book) and the package",
         "versions, and `scripts/claims_page.py` writes this page from those files, so nothing",
         "here is typed by hand. A test fails when a chapter's results are missing, were made on",
@@ -239,7 +239,7 @@ def render(results_dir: Path = ROOT / "results", snapshot_path: Path = SNAPSHOT)
             lines.append(
                 f"| {c['id']} | {_cell(c['claim'])} | {_cell(report.source_text(c))} "
                 f"| {_cell(c['measure'])} | {_cell(test_set)} | {_cell(report.claimed(c))} "
-                f"| {c['n']} | {report._number(c['mean'])} | {report.interval_text(c)} "
+                f"| {c['n']} | {report.number_text(c['mean'])} | {report.interval_text(c)} "
                 f"| {_verdict(c['verdict'])} | {adjusted} | {_cell(c['detail'])} |")
     return "\n".join(lines) + "\n"
 

@@ -33,10 +33,10 @@ fi
 rm .whl/download.log
 # the full-scale MNIST-1D training pools (num_samples, train_split): chapters 1, 2, 3, 4 and 5,
 # then the benchmark's default and GPU sizes (scripts/gpu_run.sh). Each seed's own test sample
-# (lib.data.mnist1d_sample from the seed's test stream) is generated on the GPU host itself, by
+# (reweighting.data.mnist1d_sample from the seed's test stream) is generated on the GPU host itself, by
 # the mnist1d wheel carried in .whl (about 2 s per 10,000 samples, about 1.6 million in all).
 BOOK_DATA_DIR=.data .venv/bin/python -c "
-from lib import data
+from reweighting import data
 for n, split in ((40000, 0.75), (150000, 0.5), (15000, 0.5), (60000, 0.8), (15000, 0.8),
                  (44000, 0.8)):
     data.load_mnist1d(num_samples=n, train_split=split)

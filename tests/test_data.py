@@ -1,4 +1,4 @@
-"""The data sets of lib.data: long-tailed counts, subsets, MNIST-1D caching, Gaussian mixtures."""
+"""The data sets of reweighting.data: long-tailed counts, subsets, MNIST-1D caching, Gaussian mixtures."""
 
 import random
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib import data
+from reweighting import data
 
 
 def test_long_tailed_counts_match_cifar_lt():
@@ -21,13 +21,13 @@ def test_long_tailed_counts_match_cifar_lt():
 def test_long_tailed_counts_profiles_and_errors():
     assert data.long_tailed_counts(100, 4, 10, profile="step") == [100, 100, 10, 10]
     assert data.long_tailed_counts(100, 3, 1) == [100, 100, 100]
-    with pytest.raises(ValueError, match=r"^ratio must be a finite Python number in \[1, inf\)"):
+    with pytest.raises(ValueError, match=r"^ratio must be a finite real number in \[1, inf\)"):
         data.long_tailed_counts(100, 10, 0.5)
-    with pytest.raises(ValueError, match=r"^num_classes must be a Python integer in \[2, inf\)"):
+    with pytest.raises(ValueError, match=r"^num_classes must be an integer in \[2, inf\)"):
         data.long_tailed_counts(100, 1, 10)
-    with pytest.raises(ValueError, match=r"^n_max must be a Python integer in \[1, inf\), got 0"):
+    with pytest.raises(ValueError, match=r"^n_max must be an integer in \[1, inf\), got 0"):
         data.long_tailed_counts(0, 10, 10)
-    with pytest.raises(ValueError, match=r"^n_max must be a Python integer .*, got 100.0"):
+    with pytest.raises(ValueError, match=r"^n_max must be an integer .*, got 100.0"):
         data.long_tailed_counts(100.0, 10, 10)
     with pytest.raises(ValueError, match="profile"):
         data.long_tailed_counts(100, 10, 10, profile="linear")
@@ -51,7 +51,7 @@ def test_one_vs_rest_has_the_requested_positive_rate():
     assert yb.dtype == torch.float32 and set(yb.unique().tolist()) == {0.0, 1.0}
     assert int(yb.sum()) == round(0.02 / 0.98 * 900)
     assert len(yb) == 900 + int(yb.sum())
-    with pytest.raises(ValueError, match=r"^positive_rate must be a finite Python number in \("):
+    with pytest.raises(ValueError, match=r"^positive_rate must be a finite real number in \("):
         data.one_vs_rest(x, labels, 3, 1.5)
     with pytest.raises(ValueError, match="needs 900 positives"):
         data.one_vs_rest(x, labels, 3, 0.5)
@@ -75,7 +75,7 @@ def test_load_mnist1d_caches_and_leaves_global_rngs_alone(tmp_path):
     assert torch.equal(split.x_train, again.x_train)
     with pytest.raises(ValueError, match="num_samples must be a positive multiple of 10"):
         data.load_mnist1d(num_samples=105, directory=tmp_path)
-    with pytest.raises(ValueError, match=r"^train_split must be a finite Python number in \(0, 1"):
+    with pytest.raises(ValueError, match=r"^train_split must be a finite real number in \(0, 1"):
         data.load_mnist1d(num_samples=200, train_split=1.0, directory=tmp_path)
 
 
@@ -132,9 +132,9 @@ def test_gaussian_mixture_bayes_rules():
         data.GaussianMixture(means=[[1.0], [-1.0]], priors=[0.5, 0.6])
     with pytest.raises(ValueError, match=r"means must have shape \(C, d\)"):
         data.GaussianMixture(means=[1.0, -1.0], priors=[0.5, 0.5])
-    with pytest.raises(ValueError, match=r"^sigma must be a finite Python number in \(0, inf\)"):
+    with pytest.raises(ValueError, match=r"^sigma must be a finite real number in \(0, inf\)"):
         data.GaussianMixture(means=[[1.0], [-1.0]], priors=[0.5, 0.5], sigma=0.0)
-    with pytest.raises(ValueError, match=r"^n must be a Python integer in \[1, inf\), got 0"):
+    with pytest.raises(ValueError, match=r"^n must be an integer in \[1, inf\), got 0"):
         mix.sample(0)
 
 
@@ -145,7 +145,7 @@ def test_with_label_noise_replaces_the_requested_fraction():
     assert abs(changed - 0.3 * 0.9) < 0.01  # a replaced label keeps its class 1 time in 10
     assert torch.equal(data.with_label_noise(labels, 0.0, 10), labels)
     assert torch.equal(noisy, data.with_label_noise(labels, 0.3, 10, seed=1))
-    with pytest.raises(ValueError, match=r"^rate must be a finite Python number in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^rate must be a finite real number in \[0, 1\]"):
         data.with_label_noise(labels, 1.2, 10)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
         data.with_label_noise(labels, 0.1, 5)
@@ -192,3 +192,25 @@ def test_mnist1d_sample_is_balanced_and_differs_by_seed(tmp_path):
     assert x0.shape == (100, 40) and torch.bincount(y0).tolist() == [10] * 10
     assert not torch.equal(x0, x1)
     assert torch.equal(data.mnist1d_sample(100, seed=7, directory=tmp_path)[0], x0)  # cached
+
+
+def test_the_mnist1d_cache_is_keyed_by_every_generator_setting(tmp_path, monkeypatch):
+    """A cache made with other generator settings (or another mnist1d) is never read as this
+    one: the file name carries a hash of the version and every argument."""
+    import mnist1d.data
+
+    first = data.load_mnist1d(num_samples=100, directory=tmp_path)
+    defaults = mnist1d.data.get_dataset_args
+
+    def noisier():
+        args = defaults()
+        args.iid_noise_scale = 0.5
+        return args
+
+    monkeypatch.setattr(mnist1d.data, "get_dataset_args", noisier)
+    other = data.load_mnist1d(num_samples=100, directory=tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+    assert not torch.equal(first.x_train, other.x_train)
+    monkeypatch.setattr(mnist1d.data, "get_dataset_args", defaults)
+    assert torch.equal(data.load_mnist1d(num_samples=100, directory=tmp_path).x_train,
+                       first.x_train)

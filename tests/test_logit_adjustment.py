@@ -1,5 +1,6 @@
 """Chapter 3's library pieces: the Gaussian Bayes rule and the closed-form balanced error of a
-linear rule (lib.data), post-hoc logit adjustment and per-group accuracy (lib.metrics)."""
+linear rule (reweighting.data), post-hoc logit adjustment (reweighting.heads) and per-group
+accuracy (reweighting.metrics)."""
 
 import math
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 from sklearn.metrics import balanced_accuracy_score, recall_score
 
-from lib import data, metrics
+from reweighting import data, heads, metrics
 
 MENON = data.GaussianMixture(means=[[-1.0, -1.0], [1.0, 1.0]], priors=[0.95, 0.05])
 
@@ -128,10 +129,10 @@ def test_posthoc_adjustment_formula_and_tau_zero():
     logits = torch.randn(3, 5, 4, generator=generator, dtype=torch.float64)
     prior = torch.tensor([0.5, 0.3, 0.15, 0.05], dtype=torch.float64)
     for tau in (0.5, 1, 2.0):
-        adjusted = metrics.posthoc_adjusted_logits(logits, prior, tau=tau)
+        adjusted = heads.posthoc_adjusted_logits(logits, prior, tau=tau)
         torch.testing.assert_close(adjusted, logits - tau * torch.log(prior), rtol=0, atol=0)
-    assert torch.equal(metrics.posthoc_adjusted_logits(logits, prior, tau=0), logits)
-    half = metrics.posthoc_adjusted_logits(logits.float(), prior, tau=1.0)
+    assert torch.equal(heads.posthoc_adjusted_logits(logits, prior, tau=0), logits)
+    half = heads.posthoc_adjusted_logits(logits.float(), prior, tau=1.0)
     assert half.dtype == torch.float32 and half.shape == logits.shape
 
 
@@ -140,27 +141,27 @@ def test_posthoc_adjustment_turns_the_bayes_rule_into_the_balanced_one():
     weight, bias = data.gaussian_bayes_linear_rule(MENON)
     weight_bal, bias_bal = data.gaussian_bayes_linear_rule(MENON, balanced=True)
     x, _ = MENON.sample(1000, seed=3)
-    adjusted = metrics.posthoc_adjusted_logits(x @ weight.T + bias, MENON.priors)
+    adjusted = heads.posthoc_adjusted_logits(x @ weight.T + bias, MENON.priors)
     torch.testing.assert_close(adjusted, x @ weight_bal.T + bias_bal)
 
 
 def test_posthoc_adjustment_rejects_bad_input():
     logits, prior = torch.zeros(5, 3), torch.tensor([0.5, 0.3, 0.2])
     with pytest.raises(ValueError, match="logits must be a floating-point tensor"):
-        metrics.posthoc_adjusted_logits(torch.zeros(5, 3, dtype=torch.int64), prior)
+        heads.posthoc_adjusted_logits(torch.zeros(5, 3, dtype=torch.int64), prior)
     with pytest.raises(ValueError, match="logits must be a floating-point tensor"):
-        metrics.posthoc_adjusted_logits([[0.0, 1.0, 2.0]], prior)
+        heads.posthoc_adjusted_logits([[0.0, 1.0, 2.0]], prior)
     with pytest.raises(ValueError, match=r"prior must be a tensor of shape \(3,\)"):
-        metrics.posthoc_adjusted_logits(logits, torch.tensor([0.5, 0.5]))
+        heads.posthoc_adjusted_logits(logits, torch.tensor([0.5, 0.5]))
     with pytest.raises(ValueError, match=r"prior must be a tensor of shape \(3,\)"):
-        metrics.posthoc_adjusted_logits(logits, [0.5, 0.3, 0.2])
+        heads.posthoc_adjusted_logits(logits, [0.5, 0.3, 0.2])
     with pytest.raises(ValueError, match="prior must sum to 1"):
-        metrics.posthoc_adjusted_logits(logits, torch.tensor([0.5, 0.3, 0.3]))
+        heads.posthoc_adjusted_logits(logits, torch.tensor([0.5, 0.3, 0.3]))
     with pytest.raises(ValueError, match="prior must be positive"):
-        metrics.posthoc_adjusted_logits(logits, torch.tensor([0.8, 0.2, 0.0]))
+        heads.posthoc_adjusted_logits(logits, torch.tensor([0.8, 0.2, 0.0]))
     for tau in (-0.5, math.inf, torch.tensor(1.0), True, "1"):
-        with pytest.raises(ValueError, match=r"^tau must be a finite Python number in \[0, inf\)"):
-            metrics.posthoc_adjusted_logits(logits, prior, tau=tau)
+        with pytest.raises(ValueError, match=r"^tau must be a finite real number in \[0, inf\)"):
+            heads.posthoc_adjusted_logits(logits, prior, tau=tau)
 
 
 def test_head_medium_tail_splits_by_count():

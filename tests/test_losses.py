@@ -1,4 +1,4 @@
-"""Each loss of lib.losses against its closed form (from SymPy, via lambdify) in float64."""
+"""Each loss of reweighting.losses against its closed form (from SymPy, via lambdify) in float64."""
 
 import math
 import threading
@@ -9,9 +9,13 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 
-from lib import losses as L
+from reweighting import losses as L
 
 pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py
+
+# every public loss and score: everything in __all__ but the weights and the two contexts
+NOT_LOSSES = {"class_balanced_weights", "skip_value_checks", "over_models"}
+LOSSES_AND_SCORES = sorted(set(L.__all__) - NOT_LOSSES)
 
 
 z, y, F1 = sp.symbols("z y F")
@@ -183,6 +187,9 @@ def test_f1_weighted_bce_matches_closed_form_with_f1_held_constant():
     zn, yn = logits.numpy(), targets.numpy()
     torch.testing.assert_close(value, torch.tensor(value_f(zn, yn, f1).mean()))
     torch.testing.assert_close(grad, torch.from_numpy(grad_f(zn, yn, f1) / len(zn)))
+    # reduction="none": the weighted per-sample terms, with the whole batch's F held constant
+    torch.testing.assert_close(L.f1_weighted_bce(logits, targets, reduction="none"),
+                               torch.from_numpy(value_f(zn, yn, f1)))
 
 
 def test_f1_weighted_bce_gradient_is_rule_applied_to_f1_gradient():
@@ -392,42 +399,12 @@ def test_prior_based_losses_reject_bad_prior_tau_and_targets(loss):
     with pytest.raises(ValueError, match="prior must sum to 1"):
         loss(logits, targets, torch.tensor([0.5, 0.5, 0.5]))
     with pytest.raises(ValueError,
-                       match=r"^tau must be a finite Python number in \[0, inf\), got -1.0$"):
+                       match=r"^tau must be a finite real number in \[0, inf\), got -1.0$"):
         loss(logits, targets, good, tau=-1.0)
-    with pytest.raises(ValueError, match=r"tau must be a finite Python number in \[0, inf\)"):
+    with pytest.raises(ValueError, match=r"tau must be a finite real number in \[0, inf\)"):
         loss(logits, targets, good, tau=float("nan"))
     with pytest.raises(ValueError, match=r"targets must lie in \[0, 3\)"):
         loss(logits, torch.tensor([0, 1, 2, 3]), good)
-
-
-# --- check_number: one message for every scalar argument -----------------------------------
-
-
-@pytest.mark.parametrize(
-    ("value", "kwargs", "message"),
-    [
-        (-1, {}, r"^tau must be a finite Python number in \[0, inf\), got -1$"),
-        (float("inf"), {}, r"^tau must be a finite Python number in \[0, inf\), got inf$"),
-        (float("nan"), {}, r"got nan$"),
-        (torch.tensor(1.0), {}, r"got tensor\(1\."),
-        (True, {}, r"got True$"),
-        ("1", {}, r"got '1'$"),
-        (1.5, {"low": 0.0, "high": 1.0}, r"^tau must be a finite Python number in \[0, 1\]"),
-        (0.0, {"low_open": True}, r"^tau must be a finite Python number in \(0, inf\)"),
-        (1.0, {"high": 1.0, "high_open": True}, r"in \[0, 1\), got 1.0$"),
-        (2.5, {"low": 1, "integer": True}, r"^tau must be a Python integer in \[1, inf\)"),
-    ],
-)
-def test_check_number_rejects_with_one_message_format(value, kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        L.check_number(value, "tau", **kwargs)
-
-
-def test_check_number_accepts_python_numbers():
-    assert L.check_number(1, "tau") == 1.0 and isinstance(L.check_number(1, "tau"), float)
-    assert L.check_number(np.float64(0.5), "q", 0.0, 1.0) == 0.5  # a float subclass
-    assert L.check_number(0, "tau") == 0.0 and L.check_number(1.0, "q", 0.0, 1.0) == 1.0
-    assert L.check_number(3, "n", 1, integer=True) == 3
 
 
 # --- skip_value_checks: switched per thread and context, shape checks stay ------------------
@@ -506,7 +483,8 @@ META_MULTICLASS = {
         lambda z, t, side: L.prior_margin_cross_entropy(z, t, side["prior"], 1.0),
     "class_weighted_cross_entropy":
         lambda z, t, side: L.class_weighted_cross_entropy(z, t, side["weights"]),
-    "focal_loss": lambda z, t, side: L.focal_loss(z, t, 2.0, alpha=side["weights"]),
+    "focal_loss": lambda z, t, side: L.focal_loss(z, t, gamma=2.0, alpha=side["weights"]),
+    "cross_entropy": lambda z, t, side: L.cross_entropy(z, t),
     "ldam_loss": lambda z, t, side: L.ldam_loss(z, t, side["counts"], 0.5),
 }
 META_BINARY = {
@@ -517,14 +495,12 @@ META_BINARY = {
     "f1_weighted_bce": L.f1_weighted_bce,
     "generalized_cross_entropy": lambda z, t: L.generalized_cross_entropy(z, t, 0.5),
     "class_weighted_bce": lambda z, t: L.class_weighted_bce(z, t, 4.0, 0.5),
-    "focal_loss": lambda z, t: L.focal_loss(z, t, 2.0, alpha=0.25),
+    "focal_loss": lambda z, t: L.focal_loss(z, t, gamma=2.0, alpha=0.25),
 }
 
 
 def test_device_tests_cover_every_loss_and_score():
-    not_losses = {"class_balanced_weights", "skip_value_checks", "over_models"}
-    losses = {n for n in L.__all__ if not n.startswith("check_") and n not in not_losses}
-    assert set(META_MULTICLASS) | set(META_BINARY) == losses
+    assert set(META_MULTICLASS) | set(META_BINARY) == set(LOSSES_AND_SCORES)
 
 
 @pytest.mark.parametrize("name", sorted(META_MULTICLASS))
@@ -578,7 +554,7 @@ def test_generalized_ce_ends_are_ce_and_smooth_accuracy():
     value, grad = value_and_grad(L.generalized_cross_entropy, torch.tensor([BIG, -BIG]),
                                  torch.tensor([0.0, 1.0]), 0.5)
     assert torch.isfinite(value) and bool(torch.isfinite(grad).all())
-    with pytest.raises(ValueError, match=r"^q must be a finite Python number in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"^q must be a finite real number in \[0, 1\], got 1.5"):
         L.generalized_cross_entropy(logits, targets, 1.5)
 
 
@@ -586,7 +562,7 @@ def test_over_models_takes_a_leading_model_dimension_and_checks_it():
     g = torch.Generator().manual_seed(3)
     logits, targets = torch.randn(4, 10, 3, generator=g), torch.randint(0, 3, (4, 10), generator=g)
     with L.over_models():
-        per_model = L.focal_loss(logits, targets, 2.0)
+        per_model = L.focal_loss(logits, targets, gamma=2.0)
         assert per_model.shape == (4,)
         with pytest.raises(ValueError, match=r"logits must have shape \(M, N, C\)"):
             L.ldam_loss(logits[0], targets[0], [5, 3, 2])
@@ -597,6 +573,189 @@ def test_over_models_takes_a_leading_model_dimension_and_checks_it():
         with pytest.raises(ValueError, match="targets must lie in"):  # value checks still run
             L.ldam_loss(logits, targets + 3, [5, 3, 2])
     for m in range(4):  # each row is one model's batch mean, as outside the context
-        torch.testing.assert_close(per_model[m], L.focal_loss(logits[m], targets[m], 2.0))
+        torch.testing.assert_close(per_model[m], L.focal_loss(logits[m], targets[m], gamma=2.0))
     with pytest.raises(ValueError, match=r"logits must have shape \(N, C\)"):  # restored
         L.focal_loss(logits, targets)
+
+
+# --- reduction: PyTorch's "mean" | "sum" | "none" on every loss and score --------------------
+
+PRIOR = torch.tensor([0.4, 0.3, 0.2, 0.1])
+WEIGHTS = torch.tensor([0.5, 1.0, 2.0, 4.0])
+COUNTS = [400, 300, 20, 10]
+# name -> (binary?, loss(logits, targets, **kw)); a loss that takes both shapes appears twice
+PER_SAMPLE = {
+    "smooth_accuracy/binary": (True, L.smooth_accuracy),
+    "smooth_accuracy/multiclass": (False, L.smooth_accuracy),
+    "smooth_accuracy_loss/binary": (True, L.smooth_accuracy_loss),
+    "smooth_accuracy_loss/multiclass": (False, L.smooth_accuracy_loss),
+    "f1_weighted_bce": (True, L.f1_weighted_bce),
+    "generalized_cross_entropy/binary":
+        (True, lambda z, t, **kw: L.generalized_cross_entropy(z, t, 0.5, **kw)),
+    "generalized_cross_entropy/multiclass":
+        (False, lambda z, t, **kw: L.generalized_cross_entropy(z, t, 0.0, **kw)),
+    "cross_entropy": (False, L.cross_entropy),
+    "logit_adjusted_cross_entropy":
+        (False, lambda z, t, **kw: L.logit_adjusted_cross_entropy(z, t, PRIOR, 1.0, **kw)),
+    "prior_margin_cross_entropy":
+        (False, lambda z, t, **kw: L.prior_margin_cross_entropy(z, t, PRIOR, 1.0, **kw)),
+    "class_weighted_bce": (True, lambda z, t, **kw: L.class_weighted_bce(z, t, 4.0, 0.5, **kw)),
+    "class_weighted_cross_entropy":
+        (False, lambda z, t, **kw: L.class_weighted_cross_entropy(z, t, WEIGHTS, **kw)),
+    "focal_loss/binary": (True, lambda z, t, **kw: L.focal_loss(z, t, 0.25, 2.0, **kw)),
+    "focal_loss/multiclass": (False, lambda z, t, **kw: L.focal_loss(z, t, WEIGHTS, **kw)),
+    "ldam_loss": (False, lambda z, t, **kw: L.ldam_loss(z, t, COUNTS, 0.5, **kw)),
+}
+# ratios over the whole batch, with no per-sample terms: "mean" only (see their docstrings)
+BATCH_RATIOS = {"smooth_f1": L.smooth_f1, "smooth_f1_loss": L.smooth_f1_loss}
+EVERY_REDUCING = {**{n: f for n, (_, f) in PER_SAMPLE.items()}, **BATCH_RATIOS}
+
+
+def reduction_batch(binary: bool, models: int | None = None, n: int = 24, seed: int = 31):
+    """Logits and targets of ``n`` samples (``models`` leading rows when given), 4 classes."""
+    g = torch.Generator().manual_seed(seed)
+    lead = () if models is None else (models,)
+    if binary:
+        return (3 * torch.randn(*lead, n, generator=g),
+                (torch.rand(*lead, n, generator=g) < 0.3).double())
+    return 2 * torch.randn(*lead, n, 4, generator=g), torch.randint(0, 4, (*lead, n), generator=g)
+
+
+def test_reduction_tests_cover_every_loss_and_score():
+    assert {name.split("/")[0] for name in EVERY_REDUCING} == set(LOSSES_AND_SCORES)
+
+
+@pytest.mark.parametrize("name", sorted(EVERY_REDUCING))
+@pytest.mark.parametrize("bad", ["avg", "Mean", None, 1])
+def test_every_loss_rejects_an_unknown_reduction(name, bad):
+    binary = name in BATCH_RATIOS or PER_SAMPLE[name][0]
+    logits, targets = reduction_batch(binary)
+    message = r"^reduction must be 'mean', 'sum' or 'none', got "
+    with pytest.raises(ValueError, match=message):
+        EVERY_REDUCING[name](logits, targets, reduction=bad)
+
+
+@pytest.mark.parametrize("name", sorted(PER_SAMPLE))
+def test_sum_is_n_times_mean_and_none_is_per_sample(name):
+    binary, loss = PER_SAMPLE[name]
+    logits, targets = reduction_batch(binary)
+    n = len(targets)
+    mean = loss(logits, targets)
+    torch.testing.assert_close(loss(logits, targets, reduction="mean"), mean)
+    assert mean.shape == ()
+    torch.testing.assert_close(loss(logits, targets, reduction="sum"), n * mean)
+    none = loss(logits, targets, reduction="none")
+    assert none.shape == (n,) and none.dtype == logits.dtype
+    torch.testing.assert_close(none.mean(), mean)
+    # sample n's value does not depend on the other samples (f1_weighted_bce's F aside)
+    if name != "f1_weighted_bce":
+        torch.testing.assert_close(loss(logits[:5], targets[:5], reduction="none"), none[:5])
+
+
+@pytest.mark.parametrize("name", sorted(PER_SAMPLE))
+def test_over_models_reduces_each_models_batch(name):
+    binary, loss = PER_SAMPLE[name]
+    logits, targets = reduction_batch(binary, models=3)
+    with L.over_models():
+        per_model = {r: loss(logits, targets, reduction=r) for r in ("mean", "sum", "none")}
+    assert per_model["mean"].shape == per_model["sum"].shape == (3,)
+    assert per_model["none"].shape == (3, len(targets[0]))
+    for m in range(3):
+        for reduction, values in per_model.items():
+            torch.testing.assert_close(values[m],
+                                       loss(logits[m], targets[m], reduction=reduction))
+
+
+@pytest.mark.parametrize("name", sorted(BATCH_RATIOS))
+def test_batch_ratios_take_mean_only(name):
+    logits, targets = reduction_batch(True)
+    loss = BATCH_RATIOS[name]
+    torch.testing.assert_close(loss(logits, targets, reduction="mean"), loss(logits, targets))
+    for reduction in ("sum", "none"):
+        with pytest.raises(ValueError, match=rf"^reduction must be 'mean' for {name}, got "
+                                             rf"'{reduction}': the smooth F1 is a ratio"):
+            loss(logits, targets, reduction=reduction)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_is_pytorchs_to_the_last_bit(reduction):
+    logits, targets = reduction_batch(False)
+    for got, expected in zip(
+            value_and_grad(lambda z, t: L.cross_entropy(z, t, reduction=reduction).sum(),
+                           logits, targets),
+            value_and_grad(lambda z, t: F.cross_entropy(z, t, reduction=reduction).sum(),
+                           logits, targets)):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=r"targets must lie in \[0, 4\)"):
+        L.cross_entropy(logits, targets + 4)
+    with pytest.raises(ValueError, match=r"logits must have shape \(N, C\)"):
+        L.cross_entropy(logits[None], targets[None])  # a model dimension needs over_models()
+
+
+# --- focal loss: torchvision's sigmoid_focal_loss, binary -----------------------------------
+
+
+def torchvision_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2, reduction="none"):
+    """``torchvision.ops.sigmoid_focal_loss`` (torchvision 0.15 to 0.2x), written out."""
+    p = torch.sigmoid(inputs)
+    ce_loss = F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = ce_loss * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        alpha_t = alpha * targets + (1 - alpha) * (1 - targets)
+        loss = alpha_t * loss
+    if reduction == "mean":
+        loss = loss.mean()
+    elif reduction == "sum":
+        loss = loss.sum()
+    return loss
+
+
+FOCAL_SETTINGS = [(0.25, 2.0), (None, 2.0), (0.75, 0.0), (0.5, 0.5), (None, 5.0)]
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize(("alpha", "gamma"), FOCAL_SETTINGS)
+def test_binary_focal_loss_is_torchvisions_formula(alpha, gamma, reduction):
+    logits, targets = reduction_batch(True, n=50, seed=32)
+    theirs_alpha = -1 if alpha is None else alpha  # torchvision's "no weighting"
+    ours, our_grad = value_and_grad(lambda z, t: L.focal_loss(z, t, alpha, gamma, reduction)
+                                    .sum(), logits, targets)
+    theirs, their_grad = value_and_grad(
+        lambda z, t: torchvision_sigmoid_focal_loss(z, t, theirs_alpha, gamma, reduction).sum(),
+        logits, targets)
+    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(our_grad, their_grad)
+    # the same arguments by name: torchvision's names but the first (logits, not inputs)
+    torch.testing.assert_close(
+        L.focal_loss(logits, targets, alpha=alpha, gamma=gamma, reduction=reduction),
+        torchvision_sigmoid_focal_loss(inputs=logits, targets=targets, alpha=theirs_alpha,
+                                       gamma=gamma, reduction=reduction))
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize(("alpha", "gamma"), FOCAL_SETTINGS)
+def test_binary_focal_loss_is_torchvisions_own(alpha, gamma, reduction):
+    ops = pytest.importorskip("torchvision.ops")
+    logits, targets = reduction_batch(True, n=50, seed=33)
+    torch.testing.assert_close(
+        L.focal_loss(logits, targets, alpha, gamma, reduction),
+        ops.sigmoid_focal_loss(logits, targets, -1 if alpha is None else alpha, gamma,
+                               reduction))
+
+
+def test_focal_loss_defaults_differ_from_torchvisions_as_documented():
+    logits, targets = reduction_batch(True, n=40, seed=34)
+    # alpha=None (no weighting) and reduction="mean" here; torchvision: alpha=0.25, "none"
+    torch.testing.assert_close(L.focal_loss(logits, targets),
+                               torchvision_sigmoid_focal_loss(logits, targets, -1, 2.0, "mean"))
+    torch.testing.assert_close(L.focal_loss(logits, targets, 0.25, reduction="none"),
+                               torchvision_sigmoid_focal_loss(logits, targets))
+    with pytest.raises(ValueError, match=r"^alpha must be a finite real number in \[0, 1\]"):
+        L.focal_loss(logits, targets, alpha=-1)  # torchvision's "no weighting" is None here
+    # the old order (gamma third) fails loudly instead of weighting by alpha = gamma
+    with pytest.raises(ValueError, match=r"^alpha must be a finite real number in \[0, 1\]"):
+        L.focal_loss(logits, targets, 2.0)
+    multi_logits, multi_targets = reduction_batch(False)
+    with pytest.raises(ValueError, match=r"^alpha must have shape \(4,\)"):
+        L.focal_loss(multi_logits, multi_targets, 2.0)

@@ -1,11 +1,11 @@
-"""Presentation helpers of lib.report, and lib.metrics (the evidence: tests/test_evidence.py)."""
+"""Presentation helpers of reweighting.report, and reweighting.metrics (the evidence: tests/test_evidence.py)."""
 
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import accuracy_score
 
-from lib import metrics, report
+from reweighting import metrics, report
 
 
 def test_mean_std_uses_sample_std():
@@ -36,7 +36,7 @@ def test_mean_and_std_is_the_vectorised_spread_of_mean_std():
     np.testing.assert_allclose(mean1, [0.7, 0.1])
     mean_scalar, std_scalar = report.mean_and_std([0.5, 0.7], axis=0)
     assert mean_scalar.shape == () and float(std_scalar) == pytest.approx(np.sqrt(0.02))
-    with pytest.raises(ValueError, match=r"^axis must be a Python integer in \[-2, 2\), got 2"):
+    with pytest.raises(ValueError, match=r"^axis must be an integer in \[-2, 2\), got 2"):
         report.mean_and_std(values, axis=2)
     with pytest.raises(ValueError, match="at least one number"):
         report.mean_and_std(np.zeros((2, 0)), axis=1)

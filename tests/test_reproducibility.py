@@ -25,7 +25,7 @@ def test_every_chapter_has_results_on_the_page():
 def test_render_lists_every_claim_with_source_test_set_interval_verdict_and_holm(tmp_path):
     import json
 
-    from lib import evidence
+    from reweighting import evidence
 
     claims = [evidence.claim("1.1", "A | B", source="literature", cite="k2020", measure="m",
                              values=[0.04, 0.05, 0.06], direction="greater", detail="d"),

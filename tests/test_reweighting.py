@@ -6,8 +6,8 @@ import sympy as sp
 import torch
 import torch.nn.functional as F
 
-from lib import data
-from lib import losses as L
+from reweighting import data
+from reweighting import losses as L
 
 pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py
 
@@ -41,7 +41,7 @@ def torchvision_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0):
 def test_binary_focal_loss_is_torchvisions(alpha, gamma):
     g = torch.Generator().manual_seed(1)
     logits, targets = 3 * torch.randn(50, generator=g), (torch.rand(50, generator=g) < 0.2).double()
-    ours, our_grad = grad_of(L.focal_loss, logits, targets, gamma, alpha)
+    ours, our_grad = grad_of(L.focal_loss, logits, targets, alpha, gamma)  # torchvision's order
     theirs, their_grad = grad_of(torchvision_sigmoid_focal_loss, logits, targets,
                                  -1 if alpha is None else alpha, gamma)
     torch.testing.assert_close(ours, theirs)
@@ -55,7 +55,7 @@ def test_multiclass_focal_gradient_is_weighted_ce_gradient(gamma):
     weight = sp.lambdify(p, -p * sp.diff(focal, p), "numpy")  # w = -p dl/dp (chapter 4)
     logits, targets = multiclass_batch()
     alpha = torch.tensor([0.1, 0.2, 0.3, 0.4])
-    value, grad = grad_of(L.focal_loss, logits, targets, gamma, alpha)
+    value, grad = grad_of(L.focal_loss, logits, targets, alpha, gamma)
     p_true = logits.softmax(1).gather(1, targets[:, None]).squeeze(1)
     ce = F.cross_entropy(logits, targets, reduction="none")
     torch.testing.assert_close(value, (alpha[targets] * (1 - p_true) ** gamma * ce).mean())
@@ -66,10 +66,11 @@ def test_multiclass_focal_gradient_is_weighted_ce_gradient(gamma):
 
 def test_focal_loss_with_gamma_zero_is_cross_entropy_and_finite_at_extremes():
     logits, targets = multiclass_batch()
-    torch.testing.assert_close(L.focal_loss(logits, targets, 0.0), F.cross_entropy(logits, targets))
+    torch.testing.assert_close(L.focal_loss(logits, targets, gamma=0.0),
+                               F.cross_entropy(logits, targets))
     for gamma in (0.5, 2.0):
         value, grad = grad_of(L.focal_loss, torch.tensor([1e4, -1e4, 1e4]),
-                              torch.tensor([1.0, 0.0, 0.0]), gamma)
+                              torch.tensor([1.0, 0.0, 0.0]), gamma=gamma)
         assert torch.isfinite(value) and bool(torch.isfinite(grad).all())
 
 
@@ -132,9 +133,9 @@ def test_balanced_softmax_is_logit_adjustment_with_tau_one():
 def test_new_losses_reject_bad_input():
     logits, targets = multiclass_batch(C=3)
     with pytest.raises(ValueError,
-                       match=r"^gamma must be a finite Python number in \[0, inf\), got -1.0$"):
+                       match=r"^gamma must be a finite real number in \[0, inf\), got -1.0$"):
         L.focal_loss(logits, targets, gamma=-1.0)
-    with pytest.raises(ValueError, match=r"^alpha must be a finite Python number in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^alpha must be a finite real number in \[0, 1\]"):
         L.focal_loss(logits[:, 0], (targets == 0).double(), alpha=1.5)
     with pytest.raises(ValueError, match=r"alpha must have shape \(3,\)"):
         L.focal_loss(logits, targets, alpha=torch.ones(4))
@@ -144,15 +145,15 @@ def test_new_losses_reject_bad_input():
         L.class_weighted_cross_entropy(logits, targets, torch.tensor([1.0, -1.0, 1.0]))
     with pytest.raises(ValueError, match="counts must be a 1-D sequence"):
         L.class_balanced_weights([10, 0, 3], 0.9)
-    with pytest.raises(ValueError, match=r"^beta must be a finite Python number in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"^beta must be a finite real number in \[0, 1\]"):
         L.class_balanced_weights([10, 5], 1.5)
     with pytest.raises(ValueError, match="counts must be positive"):
         L.ldam_loss(logits, targets, [10, 0, 3])
     with pytest.raises(ValueError, match=r"counts must have shape \(3,\)"):
         L.ldam_loss(logits, targets, [10, 3])
-    with pytest.raises(ValueError, match=r"^max_margin must be a finite Python number in \[0, "):
+    with pytest.raises(ValueError, match=r"^max_margin must be a finite real number in \[0, "):
         L.ldam_loss(logits, targets, [10, 5, 3], max_margin=-0.1)
-    with pytest.raises(ValueError, match=r"^scale must be a finite Python number in \(0, inf\)"):
+    with pytest.raises(ValueError, match=r"^scale must be a finite real number in \(0, inf\)"):
         L.ldam_loss(logits, targets, [10, 5, 3], scale=0.0)
 
 
@@ -160,7 +161,7 @@ def test_new_losses_run_under_vmap():
     logits = 2 * torch.randn(3, 16, 4)
     targets = torch.randint(0, 4, (3, 16))
     counts, weights = [50, 20, 8, 2], torch.tensor([0.2, 0.5, 1.0, 3.0])
-    fns = [lambda z, t: L.focal_loss(z, t, 2.0),
+    fns = [lambda z, t: L.focal_loss(z, t, gamma=2.0),
            lambda z, t: L.class_weighted_cross_entropy(z, t, weights),
            lambda z, t: L.ldam_loss(z, t, counts, 1.0)]
     with L.skip_value_checks():

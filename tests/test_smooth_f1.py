@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 from torch.func import vmap
 
-from lib import losses as L
-from lib import metrics
+from reweighting import losses as L
+from reweighting import metrics
 
 pytestmark = pytest.mark.usefixtures("float64")  # tests/conftest.py
 
@@ -83,7 +83,7 @@ def test_class_weighted_bce_is_finite_for_extreme_logits_and_runs_under_vmap():
 def test_class_weighted_bce_rejects_bad_weights(bad, argument):
     logits, targets = binary_batch(n=4)
     weights = {"positive_weight": 1.0, "negative_weight": 1.0, argument: bad}
-    message = rf"^{argument} must be a finite Python number in \[0, inf\), got "
+    message = rf"^{argument} must be a finite real number in \[0, inf\), got "
     with pytest.raises(ValueError, match=message):
         L.class_weighted_bce(logits, targets, **weights)
 

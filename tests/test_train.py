@@ -1,4 +1,4 @@
-"""The batched multi-seed trainer of lib.train against the plain per-model loop, and its devices."""
+"""The batched multi-seed trainer of reweighting.train against the plain per-model loop, and its devices."""
 
 import importlib.util
 from functools import partial
@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from fake_device import DeviceMixError, fake_accelerator
 from torch import nn
 
-from lib import losses as L
-from lib import train
+from reweighting import losses as L
+from reweighting import train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -127,7 +127,7 @@ def test_trainer_rejects_bad_arguments():
         batched(make_model, ce, x, y, [1, 1], recipe)
     with pytest.raises(ValueError, match="losses must map"):
         batched(make_model, {}, x, y, [0], recipe)
-    with pytest.raises(ValueError, match="recipe must be a lib.train.Recipe"):
+    with pytest.raises(ValueError, match="recipe must be a reweighting.train.Recipe"):
         batched(make_model, ce, x, y, [0], {"epochs": 1})
     with pytest.raises(ValueError, match=r"x must have shape \(N, ...\)"):
         batched(make_model, ce, x[:-1], y, [0], recipe)
@@ -145,12 +145,12 @@ def test_trainer_rejects_bad_arguments():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("epochs", 0, r"epochs must be a Python integer in \[1, inf\), got 0"),
-    ("batch_size", 2.5, r"batch_size must be a Python integer in \[1, inf\), got 2.5"),
-    ("lr", 0.0, r"lr must be a finite Python number in \(0, inf\), got 0.0"),
+    ("epochs", 0, r"epochs must be an integer in \[1, inf\), got 0"),
+    ("batch_size", 2.5, r"batch_size must be an integer in \[1, inf\), got 2.5"),
+    ("lr", 0.0, r"lr must be a finite real number in \(0, inf\), got 0.0"),
     ("optimizer", "lbfgs", "optimizer must be 'adam' or 'sgd'"),
-    ("momentum", 1.0, r"momentum must be a finite Python number in \[0, 1\), got 1.0"),
-    ("weight_decay", -1e-4, r"weight_decay must be a finite Python number in \[0, inf\)"),
+    ("momentum", 1.0, r"momentum must be a finite real number in \[0, 1\), got 1.0"),
+    ("weight_decay", -1e-4, r"weight_decay must be a finite real number in \[0, inf\)"),
     ("fused", "yes", "fused must be None, True or False"),
 ])
 def test_recipe_rejects_bad_settings(field, value, message):
@@ -210,7 +210,7 @@ MULTICLASS_LOSSES = {
     "GCE": lambda z, t: L.generalized_cross_entropy(z, t, 0.7),
     "LA": lambda z, t: L.logit_adjusted_cross_entropy(z, t, torch.tensor([0.5, 0.3, 0.2])),
     "weighted": lambda z, t: L.class_weighted_cross_entropy(z, t, torch.tensor([1.0, 2.0, 3.0])),
-    "focal": lambda z, t: L.focal_loss(z, t, 2.0, alpha=torch.tensor([1.0, 2.0, 3.0])),
+    "focal": lambda z, t: L.focal_loss(z, t, gamma=2.0, alpha=torch.tensor([1.0, 2.0, 3.0])),
     "LDAM": lambda z, t: L.ldam_loss(z, t, [50, 30, 20]),
 }
 BINARY_LOSSES = {
@@ -219,7 +219,7 @@ BINARY_LOSSES = {
     "F1-weighted": L.f1_weighted_bce,
     "Dice": lambda z, t: 1 - L.smooth_f1(z, t),
     "class weights": lambda z, t: L.class_weighted_bce(z, t, 3.0),
-    "focal": lambda z, t: L.focal_loss(z, t, 2.0, alpha=0.25),
+    "focal": lambda z, t: L.focal_loss(z, t, gamma=2.0, alpha=0.25),
 }
 
 
@@ -297,8 +297,8 @@ def test_parameter_gives_every_model_on_the_cpu():
 
 # --- the stacked-MLP path ----------------------------------------------------------------------
 # train_batched runs the book's MLPs as stacked matrices (baddbmm) and evaluates the losses on all
-# models' logits at once (lib.losses.over_models). It must train the same models as the generic
-# vmap path and as the plain loop, through every loss of lib.losses.
+# models' logits at once (reweighting.losses.over_models). It must train the same models as the generic
+# vmap path and as the plain loop, through every loss of reweighting.losses.
 
 PRIOR3 = torch.tensor([0.5, 0.3, 0.2])
 EVERY_MULTICLASS_LOSS = {
@@ -309,7 +309,7 @@ EVERY_MULTICLASS_LOSS = {
     "prior_margin_cross_entropy": partial(L.prior_margin_cross_entropy, prior=PRIOR3),
     "class_weighted_cross_entropy": partial(L.class_weighted_cross_entropy,
                                             weights=L.class_balanced_weights([50, 30, 20], 1.0)),
-    "focal_loss": lambda z, t: L.focal_loss(z, t, 2.0, alpha=torch.tensor([1.0, 2.0, 3.0])),
+    "focal_loss": lambda z, t: L.focal_loss(z, t, gamma=2.0, alpha=torch.tensor([1.0, 2.0, 3.0])),
     "ldam_loss": partial(L.ldam_loss, counts=[50, 30, 20], max_margin=0.5),
 }
 EVERY_BINARY_LOSS = {

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import random
 import sys
@@ -21,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .losses import check_number
+from .validation import check_number
 
 __all__ = [
     "Split",
@@ -33,6 +35,7 @@ __all__ = [
     "long_tailed_counts",
     "long_tailed_indices",
     "one_vs_rest",
+    "one_vs_rest_split",
     "with_label_noise",
     "GaussianMixture",
     "gaussian_bayes_linear_rule",
@@ -107,14 +110,15 @@ def load_mnist1d(
     train_split = check_number(train_split, "train_split", 0.0, 1.0, low_open=True,
                                high_open=True)
     folder = Path(directory) if directory is not None else cache_dir()
-    path = folder / f"mnist1d_n{num_samples}_seed{seed}_split{train_split:g}.npz"
+    key = _mnist1d_key(num_samples, seed, train_split)
+    path = folder / f"mnist1d_n{num_samples}_seed{seed}_split{train_split:g}_{key}.npz"
     if path.exists():
         try:
             with np.load(path) as cached:
                 return _split_of({name: cached[name] for name in _MNIST1D_ARRAYS})
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
             reason = " ".join(f"{type(error).__name__}: {error}".split())  # one line
-            print(f"lib.data: the cached MNIST-1D file {path} is unreadable ({reason}); "
+            print(f"reweighting.data: the cached MNIST-1D file {path} is unreadable ({reason}); "
                   "regenerating it", file=sys.stderr)
     arrays = _generate_mnist1d(num_samples, seed, train_split)
     folder.mkdir(parents=True, exist_ok=True)
@@ -138,7 +142,7 @@ def mnist1d_sample(num_samples: int, seed: int, directory=None) -> tuple[Tensor,
 
     Args:
         num_samples (int): a positive multiple of 10.
-        seed (int): the generator's seed, e.g. ``lib.seeds.streams(seed).test``; use seeds
+        seed (int): the generator's seed, e.g. ``reweighting.seeds.streams(seed).test``; use seeds
             other than 42, the published data set's, and the seeds of the training pools.
         directory (str, pathlib.Path or None): the cache folder, as :func:`load_mnist1d`.
 
@@ -159,12 +163,12 @@ def per_seed(draw, seeds) -> Tensor | tuple[Tensor, ...]:
 
     The book's experiments give every seed its own data: ``per_seed(lambda s: ..., SEEDS)``
     turns one seed's draw (a tensor, or a tuple of tensors such as ``(x, y)``) into the
-    ``(S, ...)`` tensors that :func:`lib.train.train_batched` and the metrics take.
+    ``(S, ...)`` tensors that :func:`reweighting.train.train_batched` and the metrics take.
 
     Args:
         draw (callable): ``seed -> Tensor`` or ``seed -> tuple of Tensors``; every seed's
             tensors must have the same shapes.
-        seeds (sequence of int): the seeds, e.g. from ``lib.train.book_seeds``.
+        seeds (sequence of int): the seeds, e.g. from ``reweighting.train.book_seeds``.
 
     Returns:
         Tensor or tuple of Tensors: each of shape ``(len(seeds), ...)``.
@@ -199,18 +203,37 @@ def _split_of(arrays: dict) -> Split:
     )
 
 
-def _generate_mnist1d(num_samples: int, seed: int, train_split: float) -> dict:
+def _mnist1d_args(num_samples: int, seed: int, train_split: float):
+    """The generator's arguments: mnist1d's defaults with the three the book sets."""
     try:
-        from mnist1d.data import get_dataset_args, make_dataset
+        from mnist1d.data import get_dataset_args
     except ImportError as error:  # e.g. a GPU host without the package or its `requests`
         raise RuntimeError(
-            f"MNIST-1D with {num_samples} samples (seed {seed}) is not cached and cannot be "
-            f"generated here ({error}). Generate it where the book's environment is installed "
-            "(scripts/gpu_prepare.sh does) and point BOOK_DATA_DIR at that folder."
+            f"MNIST-1D with {num_samples} samples (seed {seed}) needs the mnist1d package, to "
+            f"generate the data and to key their cache by its generator's settings ({error}); "
+            "install the book's requirements (the `data` extra of the library)."
         ) from error
-
     args = get_dataset_args()
     args.num_samples, args.seed, args.train_split = num_samples, seed, train_split
+    return args
+
+
+def _mnist1d_key(num_samples: int, seed: int, train_split: float) -> str:
+    """A short hash of everything that makes the data: the mnist1d version, every generator
+    argument (template length, noise and shear scales, ...) and the stored dtype, so that a
+    cache made by another version or other settings is never read as this one."""
+    from importlib.metadata import version
+
+    settings = {k: v for k, v in vars(_mnist1d_args(num_samples, seed, train_split)).items()
+                if k != "url"}  # where get_dataset would download from; make_dataset ignores it
+    made_by = {"mnist1d": version("mnist1d"), "args": settings, "dtype": "float32"}
+    return hashlib.sha256(json.dumps(made_by, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _generate_mnist1d(num_samples: int, seed: int, train_split: float) -> dict:
+    from mnist1d.data import make_dataset
+
+    args = _mnist1d_args(num_samples, seed, train_split)
     py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002 (mnist1d seeds it)
     try:
         data = make_dataset(args)  # seeds the global generators; never touches the network
@@ -235,7 +258,7 @@ def long_tailed_counts(
     Args:
         n_max (int): the count of the first (largest) class, >= 1.
         num_classes (int): the number of classes C, >= 2.
-        ratio (float): the imbalance ratio :math:`n_\max / n_\min`, a Python number >= 1.
+        ratio (float): the imbalance ratio :math:`n_\max / n_\min`, a real number >= 1.
         profile (str): ``"exp"`` or ``"step"``. Default: ``"exp"``.
 
     Returns:
@@ -261,7 +284,7 @@ def long_tailed_indices(labels: Tensor, counts: list[int], seed: int = 0,
 
     With ``holdout``, also a disjoint second subset with ``holdout[c]`` samples of class ``c``
     (a validation set with the same long tail, say). Per seed: ``seed`` from the seed's data
-    stream, ``lib.seeds.streams(seed).data``, and :func:`per_seed` to stack the draws.
+    stream, ``reweighting.seeds.streams(seed).data``, and :func:`per_seed` to stack the draws.
 
     Args:
         labels (Tensor or array): class labels of shape ``(N,)``.
@@ -394,6 +417,43 @@ def one_vs_rest(
     return x[indices], (labels[indices] == positive_class).to(torch.float32)
 
 
+def one_vs_rest_split(
+    x: Tensor, labels: Tensor, positive_class: int, positive_rate: float, n_train: int,
+    n_val: int, seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Disjoint training and validation sets of a one-vs-rest task, at the same rate (ch. 5, 6).
+
+    One :func:`one_vs_rest` draw of ``n_train + n_val`` samples, split so that the training
+    set holds exactly ``round(positive_rate * n_train)`` positives and the validation set the
+    rest of the draw's positives: both keep the task's positive rate, and no sample is in both.
+
+    Args:
+        x (Tensor): features, shape ``(N, ...)``.
+        labels (Tensor or array): class labels, shape ``(N,)``.
+        positive_class (int): the class that becomes the positive label 1.
+        positive_rate (float): the fraction of positives, in (0, 1).
+        n_train (int), n_val (int): the sizes of the two sets, each >= 1.
+        seed (int): seed of the draw. Default: ``0``.
+
+    Returns:
+        tuple[Tensor, Tensor, Tensor, Tensor]: ``(x_train, y_train, x_val, y_val)``, targets
+        float32 in {0, 1}.
+
+    Raises:
+        ValueError: as :func:`one_vs_rest`, or on a bad ``n_train`` or ``n_val``.
+    """
+    n_train = check_number(n_train, "n_train", 1, integer=True)
+    n_val = check_number(n_val, "n_val", 1, integer=True)
+    x_all, y_all = one_vs_rest(x, labels, positive_class, positive_rate, seed=seed,
+                               size=n_train + n_val)
+    positive = y_all == 1
+    within_class = torch.where(positive, positive.cumsum(0), (~positive).cumsum(0)) - 1
+    n_positive = round(positive_rate * n_train)
+    to_train = torch.where(positive, within_class < n_positive,
+                           within_class < n_train - n_positive)
+    return x_all[to_train], y_all[to_train], x_all[~to_train], y_all[~to_train]
+
+
 def with_label_noise(labels: Tensor, rate: float, num_classes: int, seed: int = 0) -> Tensor:
     """Symmetric label noise (chapter 1): each label is replaced with probability ``rate``.
 
@@ -438,7 +498,7 @@ class GaussianMixture:
             stored as float64.
         priors (Tensor or array): class priors :math:`\pi_k`, shape ``(C,)``, positive,
             summing to 1; stored as float64.
-        sigma (float): the shared standard deviation, a Python number > 0. Default: ``1.0``.
+        sigma (float): the shared standard deviation, a real number > 0. Default: ``1.0``.
 
     Raises:
         ValueError: on bad shapes, priors that are not a distribution, or a bad ``sigma``.

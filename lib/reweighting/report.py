@@ -4,7 +4,7 @@ The spread is always the sample standard deviation over seeds (``ddof=1``, 0 for
 in tables (:func:`mean_std`) and plots (:func:`mean_and_std`) alike.
 
 The evidence itself (claims, intervals, verdicts, saved results and their fingerprint) is in
-:mod:`lib.evidence`; this module only shows it (:func:`declared_markdown`,
+:mod:`reweighting.evidence`; this module only shows it (:func:`declared_markdown`,
 :func:`claims_markdown`).
 """
 
@@ -15,7 +15,7 @@ import platform
 import numpy as np
 import torch
 
-from .losses import check_number
+from .validation import check_number
 
 __all__ = [
     "to_float64",
@@ -25,17 +25,21 @@ __all__ = [
     "device_name",
     "provenance",
     "claimed",
+    "number_text",
     "interval_text",
+    "paired_text",
+    "words",
     "source_text",
     "declared_markdown",
     "claims_markdown",
     "glue",
+    "glue_claims",
 ]
 
 def to_float64(values) -> np.ndarray:
     """``values`` (a tensor, array or sequence of numbers) as a float64 NumPy array.
 
-    Tensors are detached and moved to the CPU first; the evidence (:mod:`lib.evidence`) and
+    Tensors are detached and moved to the CPU first; the evidence (:mod:`reweighting.evidence`) and
     the tables below compute in float64."""
     if isinstance(values, torch.Tensor):
         values = values.detach().cpu().double()
@@ -141,7 +145,7 @@ def provenance(scale: str, seeds, seconds: float, device=None) -> str:
     """One line saying where and how a result was produced, printed under each experiment.
 
     Args:
-        scale (str): the scale preset, ``"quick"`` or ``"full"`` (:func:`lib.train.by_scale`).
+        scale (str): the scale preset, ``"quick"`` or ``"full"`` (:func:`reweighting.train.by_scale`).
         seeds (sequence): the seeds trained; only their number is shown.
         seconds (float): the experiment's wall time.
         device (torch.device, str or None): as :func:`device_name`. Default: ``None``.
@@ -171,7 +175,19 @@ def _short(x: float) -> str:
     return f"{x:.0e}" if abs(x) < 1e-3 else f"{x:g}"
 
 
-def _number(x: float) -> str:
+def number_text(x: float) -> str:
+    """A claim's mean or interval end as the claims tables show it.
+
+    Signed with three decimals (``"+0.012"``, ``"-1.500"``); scientific notation for values
+    below 1e-3 in magnitude other than 0 (``"2.0e-05"``); ``"∞"`` or ``"-∞"`` for infinities
+    (and ``"-∞"`` for NaN, which a saved claim never holds).
+
+    Args:
+        x (float): the number.
+
+    Returns:
+        str: its text.
+    """
     if not np.isfinite(x):
         return "∞" if x > 0 else "-∞"
     return f"{x:.1e}" if x != 0 and abs(x) < 1e-3 else f"{x:+.3f}"
@@ -179,7 +195,76 @@ def _number(x: float) -> str:
 
 def interval_text(c: dict) -> str:
     """The claim's 95% interval as text, ``"[low, high]"`` (or ``"exact"``)."""
-    return "exact" if c["exact"] else f"[{_number(c['low'])}, {_number(c['high'])}]"
+    return "exact" if c["exact"] else f"[{number_text(c['low'])}, {number_text(c['high'])}]"
+
+
+def paired_text(values, digits: int = 3, signed: bool = True) -> str:
+    """Paired values' mean and 95% t-interval as text, ``"+0.012 [+0.004, +0.020]"`` (all chapters).
+
+    Args:
+        values (Tensor, array or sequence): per-seed paired differences (or any per-seed values).
+        digits (int): decimals. Default: 3.
+        signed (bool): show a ``+`` on positive numbers (differences). Default: ``True``.
+
+    Returns:
+        str: the mean and the interval of :func:`reweighting.evidence.paired_interval`.
+    """
+    from .evidence import paired_interval
+
+    mean, low, high, _ = paired_interval(values)
+    form = f"{'+' if signed else ''}.{int(digits)}f"
+    return f"{mean:{form}} [{low:{form}}, {high:{form}}]"
+
+
+def words(values, greater: str, less: str, unresolved: str, *, equivalent: str | None = None,
+          threshold: float = 0.0, margin: float | None = None) -> str:
+    """The words the prose uses for what a paired interval showed (all chapters).
+
+    The one rule behind every sentence that reads a result: the interval of ``values``
+    (:func:`reweighting.evidence.paired_interval`) is read exactly as a claim's verdict
+    (:func:`reweighting.evidence.verdict`) with the same ``threshold`` and equivalence
+    ``margin``, so the words never disagree with the verdict table:
+
+    - with a ``margin``: ``equivalent`` when the interval lies inside ``threshold ± margin``;
+      otherwise, as without one:
+    - ``greater`` when it lies above ``threshold``, ``less`` when below (``high < threshold``),
+      ``unresolved`` when it contains ``threshold``.
+
+    ``values`` may also be a claim as saved (a dict with ``low``, ``high``, ``direction``,
+    ``threshold``, ``delta``); its own threshold and margin are used then.
+
+    Args:
+        values (Tensor, array, sequence or dict): per-seed paired values, or a saved claim.
+        greater (str), less (str), unresolved (str): the words for each side and for neither.
+        equivalent (str, optional): the words for "inside the margin"; required with ``margin``.
+        threshold (float): the reference value. Default: 0.
+        margin (float, optional): the equivalence margin, > 0.
+
+    Returns:
+        str: one of the given words.
+
+    Raises:
+        ValueError: for a margin without ``equivalent`` words (or a non-positive margin).
+    """
+    if isinstance(values, dict):
+        low, high = values["low"], values["high"]
+        threshold = values["threshold"]
+        margin = values.get("delta") if values["direction"] == "equivalent" else None
+    else:
+        from .evidence import paired_interval
+
+        _, low, high, _ = paired_interval(values)
+    if margin is not None:
+        margin = check_number(margin, "margin", 0.0, low_open=True)
+        if equivalent is None:
+            raise ValueError("equivalent must give the words for an interval inside the margin")
+        if threshold - margin < low and high < threshold + margin:
+            return equivalent
+    if low > threshold:
+        return greater
+    if high < threshold:
+        return less
+    return unresolved
 
 
 def source_text(c: dict) -> str:
@@ -192,7 +277,7 @@ def _escaped(rows):
 
 
 def declared_markdown(claims):
-    """The declared claims of a :class:`lib.evidence.Claims`, as a Markdown table.
+    """The declared claims of a :class:`reweighting.evidence.Claims`, as a Markdown table.
 
     Each chapter shows it in the cell that declares its claims, before anything trains.
     """
@@ -204,15 +289,38 @@ def declared_markdown(claims):
 def claims_markdown(record: dict):
     """The claims of a saved record as a Markdown table (``IPython.display.Markdown``).
 
-    Each chapter displays it right after :func:`lib.evidence.save_results`, and a test checks
+    Each chapter displays it right after :func:`reweighting.evidence.save_results`, and a test checks
     that the committed notebook shows exactly the table of its committed
     ``results/<chapter>.json``.
     """
-    rows = [[c["id"], c["claim"], claimed(c), c["n"], _number(c["mean"]), interval_text(c),
+    rows = [[c["id"], c["claim"], claimed(c), c["n"], number_text(c["mean"]),
+             interval_text(c),
              c["verdict"] if c["verdict"] == "held" else f"**{c['verdict']}**"]
             for c in record["claims"]]
     return markdown_table(["id", "claim", "claimed", "n", "mean", "95% interval", "verdict"],
                           _escaped(rows))
+
+
+def glue_claims(record: dict, prefix: str) -> None:
+    """Glue every claim's verdict, mean, interval and reading for the prose (every chapter).
+
+    For claim ``"6.5"`` and prefix ``"ch6"`` the names are ``ch6_claim_6_5_verdict``,
+    ``..._mean``, ``..._low``, ``..._high`` and, for a claim declared with ``readings``,
+    ``..._reading``: the text its verdict selects (:func:`reweighting.evidence.check_readings`).
+    A paragraph that says what a claim showed quotes ``{glue:md}`ch6_claim_6_5_reading```, so
+    the sentence changes with the verdict.
+
+    Args:
+        record (dict): what :func:`reweighting.evidence.save_results` returned.
+        prefix (str): the chapter's glue prefix, e.g. ``"ch6"``.
+    """
+    for c in record["claims"]:
+        key = f"{prefix}_claim_" + c["id"].replace(".", "_")
+        glue(f"{key}_verdict", c["verdict"])
+        for field in ("mean", "low", "high"):
+            glue(f"{key}_{field}", c[field])
+        if c.get("reading") is not None:
+            glue(f"{key}_reading", c["reading"])
 
 
 def glue(name: str, value) -> None:

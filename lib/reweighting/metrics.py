@@ -1,9 +1,8 @@
 """Metrics that scikit-learn does not already give.
 
 Every function takes labels, predictions and logits as tensors on any device (or as NumPy
-arrays or lists) and returns NumPy results on the CPU, ready for tables and plots; the one
-exception is :func:`posthoc_adjusted_logits`, a transform of logits rather than a metric, which
-returns a tensor on the logits' device so that it can feed a computation there.
+arrays or lists) and returns NumPy results on the CPU, ready for tables and plots. Transforms of
+logits (post-hoc adjustment, tau-normalisation) are last layers: :mod:`reweighting.heads`.
 """
 
 from __future__ import annotations
@@ -13,16 +12,20 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from . import losses as _losses
+from .validation import check_binary_targets, check_number
 
 __all__ = [
     "per_model",
     "binary_scores",
     "f1_at_thresholds",
     "best_threshold",
-    "posthoc_adjusted_logits",
     "head_medium_tail",
     "group_accuracy",
+    "balanced_accuracy",
+    "tuned_thresholds",
+    "f1_at_tuned_threshold",
+    "expected_cost",
+    "expected_calibration_error",
 ]
 
 
@@ -66,7 +69,7 @@ def per_model(metric: Callable, y_true, y_pred, **kwargs) -> np.ndarray:
             ``(S, N)`` (any shape that broadcasts to ``y_pred``'s) for each seed's own set, any
             device.
         y_pred (Tensor, array or list): predictions of every model, shape ``(..., N)`` (e.g.
-            ``(L, S, N)`` from :meth:`lib.train.Ensemble.logits` after thresholding or
+            ``(L, S, N)`` from :meth:`reweighting.train.Ensemble.logits` after thresholding or
             ``argmax``), any device.
         **kwargs: passed on to ``metric``.
 
@@ -118,7 +121,7 @@ def binary_scores(y_true, predicted) -> dict[str, np.ndarray]:
     predicted = torch.as_tensor(predicted)
     if y.ndim < 1:
         raise ValueError(f"y_true must have shape (N,) or (..., N), got shape {tuple(y.shape)}")
-    _losses.check_binary_targets(y, "y_true")
+    check_binary_targets(y, "y_true")
     if predicted.dtype != torch.bool:
         raise ValueError(f"predicted must be boolean decisions, got dtype {predicted.dtype}")
     _labels_for(np.empty(y.shape, dtype=bool), tuple(predicted.shape), "predicted")
@@ -203,43 +206,6 @@ def best_threshold(y_true, probabilities, thresholds) -> np.ndarray:
     return _as_float_array(thresholds, "thresholds")[scores.argmax(-1)]
 
 
-def posthoc_adjusted_logits(logits, prior, tau: float = 1.0) -> torch.Tensor:
-    r"""Post-hoc logit adjustment of Menon et al. (2020) (chapter 3, eq. posthoc; chapters 4, 5).
-
-    .. math:: \tilde s_i = s_i - \tau \log \pi_i, \qquad \hat y = \arg\max_i \tilde s_i
-
-    Predict by ``argmax`` over the last axis. When ``softmax(s)`` estimates
-    :math:`P(y\mid x)`, ``tau = 1`` gives :math:`\arg\max_i P(y=i\mid x)/\pi_i`, the rule that
-    minimises the balanced error; ``tau = 0`` returns the logits unchanged. Chapter 5 shows
-    that it is the rule the logit-adjusted loss's population minimiser makes, and that
-    dividing the logits by a temperature :math:`T` first is the same as using ``tau * T``.
-
-    Args:
-        logits (Tensor): float scores :math:`s` of shape ``(..., C)`` (e.g. ``(L, S, N, C)``
-            from :meth:`lib.train.Ensemble.logits`), any device.
-        prior (Tensor): training class prior :math:`\pi` of shape ``(C,)``, positive, summing
-            to 1; any device and float dtype (it is moved to the logits').
-        tau (float): scale of the adjustment, a Python number >= 0. Default: ``1.0``.
-
-    Returns:
-        Tensor: the adjusted logits, shape, dtype and device of ``logits`` (a transform, not a
-        metric, so it stays on the logits' device).
-
-    Raises:
-        ValueError: on non-float logits, a prior of the wrong shape or not a distribution, or a
-            bad ``tau``.
-    """
-    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.ndim < 1:
-        raise ValueError("logits must be a floating-point tensor of shape (..., C)")
-    if not isinstance(prior, torch.Tensor) or prior.shape != logits.shape[-1:]:
-        shape = tuple(prior.shape) if isinstance(prior, torch.Tensor) else type(prior).__name__
-        raise ValueError(f"prior must be a tensor of shape ({logits.shape[-1]},) to match "
-                         f"logits {tuple(logits.shape)}, got {shape}")
-    _losses.check_prior(prior)
-    tau = _losses.check_number(tau, "tau")
-    return logits - tau * prior.to(dtype=logits.dtype, device=logits.device).log()
-
-
 def head_medium_tail(counts) -> dict[str, list[int]]:
     """Split the classes of a long-tailed training set into head, medium and tail (chapters 3, 4).
 
@@ -313,3 +279,185 @@ def group_accuracy(y_true, y_pred, groups) -> dict[str, np.ndarray]:
         name: recalls[:, [column[int(c)] for c in members]].mean(axis=1).reshape(y_pred.shape[:-1])
         for name, members in groups.items()
     }
+
+
+def balanced_accuracy(logits, y_true) -> np.ndarray:
+    r"""Balanced accuracy of every model from its logits (chapters 3 to 6).
+
+    .. math:: \mathrm{BA} = \frac1C\sum_{c} P(\hat y = c\mid y = c),
+              \qquad \hat y = \arg\max_i z_i
+
+    scikit-learn's ``balanced_accuracy_score`` of every model at once, the mean of the
+    per-class recalls (:func:`group_accuracy` with one group of all classes present).
+
+    Args:
+        logits (Tensor, array or list): scores of shape ``(..., N, C)``, e.g. ``(L, S, N, C)``
+            from :meth:`reweighting.train.Ensemble.logits`, any device.
+        y_true (Tensor, array or list): class labels of shape ``(N,)``, or ``(S, N)`` for each
+            seed's own test set (broadcasting to ``logits.shape[:-1]``); every class of the
+            logits must occur in each set.
+
+    Returns:
+        numpy.ndarray: float64 of shape ``logits.shape[:-2]``.
+
+    Raises:
+        ValueError: on mismatched shapes or a class absent from ``y_true``.
+    """
+    scores = _to_numpy(logits)
+    if scores.ndim < 2:
+        raise ValueError(f"logits must have shape (..., N, C), got {scores.shape}")
+    groups = {"all": list(range(scores.shape[-1]))}
+    return group_accuracy(y_true, scores.argmax(-1), groups)["all"]
+
+
+def tuned_thresholds(scores, y_true) -> np.ndarray:
+    r"""For every model, the threshold on its validation scores that maximises F1 (chapters 2, 6).
+
+    Every cut between two consecutive distinct sorted scores is a candidate, so the search is
+    as fine as the validation set allows wherever the scores lie: a grid of probabilities
+    (0.01, ..., 0.99) is coarse exactly where a re-balanced model's threshold falls (near
+    :math:`p = 0.95` after a shift of :math:`\log 49`, chapter 6), which biases a comparison
+    against it. Predicting the top :math:`k` scores positive gives
+
+    .. math:: \mathrm{F1}_k = \frac{2\,\mathrm{TP}_k}{k + P},
+
+    maximised over :math:`k` (the smallest :math:`k` on ties); the threshold is the midpoint
+    between the :math:`k`-th and the :math:`(k+1)`-th score, in the scores' own units (logits
+    in the book). A model then predicts positive where ``score > threshold``.
+
+    Args:
+        scores (Tensor, array or list): real scores (logits or probabilities) of every model,
+            shape ``(..., N)``, any device.
+        y_true (Tensor, array or list): labels in {0, 1} of shape ``(N,)`` or broadcasting to
+            ``scores``' shape, with at least one positive in each set.
+
+    Returns:
+        numpy.ndarray: float64 thresholds of shape ``scores.shape[:-1]``.
+
+    Raises:
+        ValueError: on mismatched shapes, labels outside {0, 1}, a set without positives or
+            non-finite scores.
+    """
+    z = _as_float_array(scores, "scores")
+    y = _as_float_array(y_true, "y_true")
+    if z.ndim < 1 or not np.isfinite(z).all():
+        raise ValueError("scores must be finite numbers of shape (..., N)")
+    if y.ndim < 1 or not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("y_true must be labels in {0, 1} of shape (N,) or (..., N)")
+    y = _labels_for(y, z.shape, "scores")
+    if not (y.sum(-1) > 0).all():
+        raise ValueError("y_true must contain at least one positive in every set")
+    order = np.argsort(-z, axis=-1, kind="stable")
+    z_sorted = np.take_along_axis(z, order, -1)
+    true_positives = np.cumsum(np.take_along_axis(y, order, -1), axis=-1)
+    k = np.arange(1, z.shape[-1] + 1)
+    f1 = 2 * true_positives / (k + y.sum(-1, keepdims=True))
+    # a cut after position k is possible only between two distinct scores (or after the last)
+    distinct = np.concatenate([z_sorted[..., :-1] > z_sorted[..., 1:],
+                               np.ones(z.shape[:-1] + (1,), dtype=bool)], axis=-1)
+    best = np.where(distinct, f1, -np.inf).argmax(-1)[..., None]
+    above = np.take_along_axis(z_sorted, best, -1)[..., 0]
+    below = np.take_along_axis(np.concatenate([z_sorted[..., 1:], z_sorted[..., -1:] - 1.0],
+                                              axis=-1), best, -1)[..., 0]
+    return (above + below) / 2
+
+
+def f1_at_tuned_threshold(val_scores, val_true, test_scores, test_true) -> np.ndarray:
+    """Test F1 of every model at the threshold tuned on its validation scores (chapters 2, 6).
+
+    The threshold is :func:`tuned_thresholds` of the validation scores; a test sample is
+    predicted positive where its score exceeds it, and F1 is :func:`binary_scores`'.
+
+    Args:
+        val_scores (Tensor, array or list): validation scores, shape ``(..., N_val)``.
+        val_true: validation labels in {0, 1}, broadcasting to ``val_scores``.
+        test_scores (Tensor, array or list): test scores of the same models, ``(..., N_test)``.
+        test_true: test labels in {0, 1}, broadcasting to ``test_scores``.
+
+    Returns:
+        numpy.ndarray: float64 test F1 of shape ``test_scores.shape[:-1]``.
+    """
+    thresholds = tuned_thresholds(val_scores, val_true)
+    z_test = _as_float_array(test_scores, "test_scores")
+    if z_test.shape[:-1] != thresholds.shape:
+        raise ValueError(f"test_scores must have the models' shape {thresholds.shape} + (N,), "
+                         f"got {z_test.shape}")
+    return binary_scores(test_true, torch.from_numpy(z_test > thresholds[..., None]))["F1"]
+
+
+def expected_cost(y_true, predicted, cost_fn: float, cost_fp: float) -> np.ndarray:
+    r"""Expected cost per sample of every model's binary decisions (chapter 5).
+
+    .. math:: \frac{1}{N}\big(c_\mathrm{FN}\,\#\{\hat y = 0, y = 1\}
+              + c_\mathrm{FP}\,\#\{\hat y = 1, y = 0\}\big)
+
+    The cost that the threshold :math:`c_\mathrm{FP}/(c_\mathrm{FP} + c_\mathrm{FN})` on the
+    true posterior minimises (Elkan 2001; chapter 5, eq. cw-threshold).
+
+    Args:
+        y_true (Tensor, array or list): labels in {0, 1} of shape ``(N,)``, or ``(S, N)`` for
+            each seed's own set (any shape that broadcasts to ``predicted``'s).
+        predicted (Tensor, array or list): booleans of shape ``(..., N)``, every model's
+            decisions.
+        cost_fn (float): the cost of a missed positive, >= 0.
+        cost_fp (float): the cost of a false alarm, >= 0.
+
+    Returns:
+        numpy.ndarray: float64 of shape ``predicted.shape[:-1]``.
+
+    Raises:
+        ValueError: as :func:`binary_scores`, or on a negative or non-finite cost.
+    """
+    cost_fn = check_number(cost_fn, "cost_fn")
+    cost_fp = check_number(cost_fp, "cost_fp")
+    y = torch.as_tensor(y_true)
+    predicted = torch.as_tensor(predicted)
+    if y.ndim < 1:
+        raise ValueError(f"y_true must have shape (N,) or (..., N), got shape {tuple(y.shape)}")
+    check_binary_targets(y, "y_true")
+    if predicted.dtype != torch.bool:
+        raise ValueError(f"predicted must be boolean decisions, got dtype {predicted.dtype}")
+    _labels_for(np.empty(y.shape, dtype=bool), tuple(predicted.shape), "predicted")
+    y = y.bool().to(predicted.device).expand(predicted.shape)
+    missed, false_alarms = (~predicted & y).sum(-1).double(), (predicted & ~y).sum(-1).double()
+    return ((cost_fn * missed + cost_fp * false_alarms) / y.shape[-1]).cpu().numpy()
+
+
+def expected_calibration_error(y_true, probabilities, bins: int = 15) -> np.ndarray:
+    r"""Expected calibration error of every model's positive-class probabilities (chapter 5).
+
+    .. math:: \mathrm{ECE} = \sum_b \frac{n_b}{N}\,\big\lvert \bar y_b - \bar p_b \big\rvert
+              = \frac1N \sum_b \Big\lvert \sum_{i \in b} (y_i - p_i) \Big\rvert
+
+    over ``bins`` equal-width bins of :math:`[0, 1]` (a probability of exactly 1 falls in the
+    last), with :math:`\bar y_b` the frequency of positives and :math:`\bar p_b` the mean
+    probability in bin :math:`b` (Guo et al. 2017, for the binary case). The reliability
+    diagram plots the same two numbers per bin (scikit-learn's ``calibration_curve``).
+
+    Args:
+        y_true (Tensor, array or list): labels in {0, 1} of shape ``(N,)``, or ``(S, N)`` for
+            each seed's own set (any shape that broadcasts to ``probabilities``').
+        probabilities (Tensor, array or list): every model's probabilities of the positive
+            class, in [0, 1], shape ``(..., N)``.
+        bins (int): the number of bins, >= 1. Default: 15.
+
+    Returns:
+        numpy.ndarray: float64 of shape ``probabilities.shape[:-1]``.
+
+    Raises:
+        ValueError: on probabilities outside [0, 1], labels outside {0, 1}, mismatched shapes
+            or a bad ``bins``.
+    """
+    bins = check_number(bins, "bins", 1, integer=True)
+    p = _as_float_array(probabilities, "probabilities")
+    y = _as_float_array(y_true, "y_true")
+    if p.ndim < 1 or not ((p >= 0) & (p <= 1)).all():
+        raise ValueError("probabilities must lie in [0, 1], with shape (..., N)")
+    if y.ndim < 1 or not np.isin(y, (0.0, 1.0)).all():
+        raise ValueError("y_true must be labels in {0, 1} of shape (N,) or (..., N)")
+    y = _labels_for(y, p.shape, "probabilities")
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    error, n = np.zeros(p.shape[:-1]), p.shape[-1]
+    for in_bin in (which == b for b in range(bins)):
+        error += np.abs((in_bin * y).sum(-1) - (in_bin * p).sum(-1)) / n
+    return error

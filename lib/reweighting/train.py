@@ -13,7 +13,7 @@ batched. It runs the stacked models one of two ways:
   and ``ReLU`` with an optional final ``Flatten`` of a single output, or one ``nn.Linear``):
   each layer of all ``M`` models is one batched matrix product, ``torch.baddbmm`` of the
   ``(M, B, in)`` activations with the ``(M, out, in)`` stacked weights, and the losses take
-  the ``(M, B, ...)`` logits directly (:func:`lib.losses.over_models`);
+  the ``(M, B, ...)`` logits directly (:func:`reweighting.losses.over_models`);
 - **generic** (any other model): ``torch.func.vmap`` over ``torch.func.functional_call``.
 
 Both train the same models (``tests/test_train.py``); ``benchmarks/trainer.py`` measures both.
@@ -24,7 +24,7 @@ Three rules keep the chapters free of device code:
   (``device``, default :func:`default_device`);
 - :meth:`Ensemble.logits` and :meth:`Ensemble.state_dict_of` always return CPU tensors, so a
   chapter can hand them straight to NumPy and scikit-learn;
-- the losses of :mod:`lib.losses` move their per-class constants (prior, weights, counts) to
+- the losses of :mod:`reweighting.losses` move their per-class constants (prior, weights, counts) to
   the logits' device themselves.
 
 ``tests/test_train.py`` trains on PyTorch's ``meta`` device under a check that rejects any
@@ -52,6 +52,7 @@ from tqdm import tqdm
 from . import losses as _losses
 from .seeds import offset as seed_offset
 from .seeds import streams
+from .validation import check_binary_targets, check_class_targets, check_number
 
 __all__ = [
     "SCALES",
@@ -61,11 +62,14 @@ __all__ = [
     "default_device",
     "mlp",
     "Recipe",
+    "seeded_model",
     "train_one",
     "train_batched",
     "Ensemble",
 ]
 
+#: tuple[str, str]: The scales ``$BOOK_SCALE`` may name (:func:`book_scale`), the tests'
+#: and the book's.
 SCALES = ("quick", "full")
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -153,7 +157,7 @@ def mlp(in_features: int, hidden: Sequence[int], num_outputs: int) -> nn.Sequent
 
     Returns:
         nn.Sequential: a model mapping ``(N, in_features)`` to logits of shape ``(N,)`` when
-        ``num_outputs == 1`` (the form the binary losses of :mod:`lib.losses` take), else
+        ``num_outputs == 1`` (the form the binary losses of :mod:`reweighting.losses` take), else
         ``(N, num_outputs)``.
     """
     sizes = [in_features, *hidden]
@@ -199,7 +203,7 @@ class Recipe:
     fused: bool | None = None
 
     def __post_init__(self):
-        check = _losses.check_number
+        check = check_number
         check(self.epochs, "epochs", 1, integer=True)
         check(self.batch_size, "batch_size", 1, integer=True)
         check(self.lr, "lr", 0, low_open=True)
@@ -220,9 +224,21 @@ class Recipe:
                                weight_decay=self.weight_decay, fused=fused)
 
 
-def _seeded_model(make_model: Callable[[], nn.Module], seed: int) -> nn.Module:
-    """``make_model()`` with its initial weights drawn from ``seed``'s ``init`` stream
-    (:func:`lib.seeds.streams`), leaving global RNGs alone."""
+def seeded_model(make_model: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """``make_model()`` with its initial weights drawn from ``seed``'s ``init`` stream.
+
+    The model every trainer of this module starts seed ``seed`` from: ``make_model()`` run
+    after ``torch.manual_seed(reweighting.seeds.streams(seed).init)`` inside
+    ``torch.random.fork_rng``, so the global RNGs are left as they were.
+
+    Args:
+        make_model (callable): builds one model, e.g. ``lambda: mlp(40, [256, 256], 10)``.
+        seed (int): the seed whose ``init`` stream (:func:`reweighting.seeds.streams`) draws
+            the initial weights.
+
+    Returns:
+        nn.Module: the model ``make_model()`` returns, with those weights.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(streams(seed).init)
         return make_model()
@@ -252,9 +268,9 @@ def _num_outputs(template: nn.Module, sample_shape: tuple, dtype: torch.dtype) -
 def _check_labels(y: Tensor, num_outputs: int) -> None:
     """Validate every label once, so the losses can skip their per-step value checks."""
     if num_outputs == 1:
-        _losses.check_binary_targets(y, name="y")
+        check_binary_targets(y, name="y")
     else:
-        _losses.check_class_targets(y, num_outputs, name="y")
+        check_class_targets(y, num_outputs, name="y")
 
 
 def _check_data(x, y, seeds) -> bool:
@@ -288,7 +304,7 @@ def _check_seeds(seeds) -> list[int]:
 
 def _check_recipe(recipe) -> Recipe:
     if not isinstance(recipe, Recipe):
-        raise ValueError(f"recipe must be a lib.train.Recipe, got {type(recipe).__name__}")
+        raise ValueError(f"recipe must be a reweighting.train.Recipe, got {type(recipe).__name__}")
     return recipe
 
 
@@ -403,7 +419,8 @@ def _in_order(t: Tensor, orders: Tensor, per_seed: bool) -> Tensor:
 
 
 def _cross_entropy_over_models(logits: Tensor, targets: Tensor) -> Tensor:
-    return _losses._mean_cross_entropy(logits, targets)
+    with _losses.over_models():
+        return _losses.cross_entropy(logits, targets)
 
 
 def _bce_over_models(logits: Tensor, targets: Tensor) -> Tensor:
@@ -420,8 +437,8 @@ def _loss_over_models(loss_fn: LossFn, logits: Tensor, targets: Tensor) -> LossF
     """``loss_fn`` for ``S`` models' batches at once, ``(S, B, ...) -> (S,)``: the fastest form
     that gives ``vmap(loss_fn)``'s values on this first batch.
 
-    The direct form, ``loss_fn`` called inside :func:`lib.losses.over_models` (or the
-    per-model form of a PyTorch loss), serves every loss of :mod:`lib.losses` and anything
+    The direct form, ``loss_fn`` called inside :func:`reweighting.losses.over_models` (or the
+    per-model form of a PyTorch loss), serves every loss of :mod:`reweighting.losses` and anything
     built from them; a loss it does not give the same values for (one that mixes models, or
     raises on the extra dimension) keeps ``vmap``, as on the generic path.
     """
@@ -460,14 +477,14 @@ def train_one(
     """Train one model with a plain minibatch loop: the reference for :func:`train_batched`.
 
     The initial weights are those ``make_model()`` draws after
-    ``torch.manual_seed(lib.seeds.streams(seed).init)``; each epoch visits the samples in the
+    ``torch.manual_seed(reweighting.seeds.streams(seed).init)``; each epoch visits the samples in the
     order of ``torch.randperm`` drawn from a CPU generator seeded with the seed's ``order``
     stream.
 
     Args:
         make_model (callable): builds the model, e.g. ``lambda: mlp(40, [256, 256], 10)``.
         loss_fn (callable): ``(logits, targets) -> scalar``, the batch mean, e.g. from
-            :mod:`lib.losses`.
+            :mod:`reweighting.losses`.
         x (Tensor): inputs of shape ``(N, ...)``, on any device.
         y (Tensor): targets of shape ``(N,)``: float in {0, 1} for a binary model, int64
             class indices otherwise; on any device.
@@ -488,7 +505,7 @@ def train_one(
         raise ValueError(f"train_one takes one training set: y must have shape (N,), "
                          f"got {tuple(y.shape)}")
     device = torch.device(device) if device is not None else default_device()
-    model = _seeded_model(make_model, seed)
+    model = seeded_model(make_model, seed)
     _check_labels(y, _num_outputs(copy.deepcopy(model).to("meta"), tuple(x.shape[1:]), x.dtype))
     _check_finite(x)
     model = model.to(device)
@@ -580,6 +597,12 @@ class Ensemble:
             return _stacked_forward(self.plan, params, x)
         return vmap(self._forward, in_dims=(0, 0, 0 if per_model else None))(params, buffers, x)
 
+    def _stacked_part(self, plan: list[_Layer], x: Tensor, per_model: bool) -> Tensor:
+        """The first layers ``plan`` of every stacked MLP, as :meth:`_forward_all` runs all."""
+        if not per_model:
+            x = x.expand(len(self.loss_names) * len(self.seeds), *x.shape)
+        return _stacked_forward(plan, self.params, x)
+
     def logits(self, x: Tensor, batch_size: int | None = None) -> Tensor:
         """The logits of every model, always returned on the CPU.
 
@@ -598,6 +621,10 @@ class Ensemble:
         Raises:
             ValueError: if ``x`` does not have one of the two shapes.
         """
+        return self._evaluate(x, batch_size, self.plan)
+
+    def _evaluate(self, x: Tensor, batch_size: int | None, plan: list[_Layer] | None) -> Tensor:
+        """The outputs of ``plan`` (the whole model, or its first layers) for every model."""
         sample_ndim = len(self.sample_shape)
         per_seed = x.ndim == sample_ndim + 2
         if tuple(x.shape[x.ndim - sample_ndim:]) != tuple(self.sample_shape) or not (
@@ -614,10 +641,57 @@ class Ensemble:
         chunks = []
         with torch.no_grad():
             for chunk in torch.split(x, batch_size, dim=axis):
-                out = self._forward_all(self.params, self.buffers, chunk.to(self.device),
-                                        per_seed)
+                chunk = chunk.to(self.device)
+                out = (self._forward_all(self.params, self.buffers, chunk, per_seed)
+                       if plan is self.plan else self._stacked_part(plan, chunk, per_seed))
                 chunks.append(out.cpu())
         return torch.cat(chunks, dim=1).unflatten(0, self.shape)
+
+    def _last_linear(self) -> int:
+        """The position in :attr:`plan` of the last ``Linear`` (the last layer, chapter 6)."""
+        if self.plan is None:
+            raise ValueError(
+                "the features and last layer are defined for stacked MLPs (an nn.Sequential of "
+                "Linear and ReLU, e.g. train.mlp), not for a model on the generic vmap path")
+        return max(i for i, layer in enumerate(self.plan) if layer.kind == "linear")
+
+    def features(self, x: Tensor, batch_size: int | None = None) -> Tensor:
+        """The input of every model's last ``Linear`` layer, its penultimate features (chapter 6).
+
+        The network up to (not including) its last layer: for :func:`mlp` the activations of
+        the last hidden ``ReLU``; for a single ``nn.Linear`` the inputs themselves. The
+        decoupled heads of :mod:`reweighting.heads` (refits, cRT, tau-normalisation) start
+        from them, and ``heads`` on them with :meth:`last_layer` give back :meth:`logits`.
+
+        Args:
+            x (Tensor): inputs on any device, ``(N, ...)`` (shared) or ``(S, N, ...)`` (seed
+                ``s``'s models see ``x[s]``), as in :meth:`logits`.
+            batch_size (int, optional): as in :meth:`logits`.
+
+        Returns:
+            Tensor: ``(L, S, N, D)`` on the CPU, in the parameters' dtype.
+
+        Raises:
+            ValueError: on a bad ``x``, or for a model that is not a stacked MLP.
+        """
+        return self._evaluate(x, batch_size, self.plan[: self._last_linear()])
+
+    def last_layer(self) -> tuple[Tensor, Tensor]:
+        """The trained last ``Linear`` layer of every model (chapter 6), on the CPU.
+
+        Returns:
+            tuple[Tensor, Tensor]: ``(weight, bias)`` of shapes ``(L, S, K, D)`` and
+            ``(L, S, K)``, PyTorch's ``(out, in)`` layout, with ``K = 1`` for a binary model;
+            a layer without bias gives zeros. ``features(x) @ weight^T + bias`` are the logits.
+
+        Raises:
+            ValueError: for a model that is not a stacked MLP.
+        """
+        layer = self.plan[self._last_linear()]
+        weight = self.parameter(layer.weight)
+        bias = (self.parameter(layer.bias) if layer.bias is not None
+                else weight.new_zeros(weight.shape[:-1]))
+        return weight, bias
 
     def parameter(self, name: str) -> Tensor:
         """One parameter of every model, on the CPU.
@@ -632,6 +706,31 @@ class Ensemble:
             raise ValueError(f"name must be one of the model's parameters {list(self.params)}, "
                              f"got {name!r}")
         return self.params[name].detach().cpu().unflatten(0, self.shape)
+
+    def select(self, loss_names: Sequence[str]) -> Ensemble:
+        """The models of some of the losses, as an ``Ensemble`` of their own (chapters 2, 6).
+
+        Args:
+            loss_names (sequence of str): some of :attr:`loss_names`, in the order wanted.
+
+        Returns:
+            Ensemble: with a copy of those losses' models only, run the same way as this one.
+
+        Raises:
+            ValueError: for a name that is not one of :attr:`loss_names`.
+        """
+        unknown = [name for name in loss_names if name not in self.loss_names]
+        if unknown or not loss_names:
+            raise ValueError(f"loss_names must be some of {self.loss_names}, got "
+                             f"{list(loss_names)}")
+        rows = torch.cat([torch.arange(len(self.seeds)) + self.loss_names.index(name)
+                          * len(self.seeds) for name in loss_names]).to(self.device)
+        chosen = Ensemble(self.model,
+                          {name: t.index_select(0, rows) for name, t in self.params.items()},
+                          {name: t.index_select(0, rows) for name, t in self.buffers.items()},
+                          list(loss_names), self.seeds, self.sample_shape, plan=self.plan)
+        chosen.plan = self.plan  # None (the generic path) stays None
+        return chosen
 
     def state_dict_of(self, loss_name: str, seed: int) -> dict[str, Tensor]:
         """The parameters and buffers of one model, on the CPU.
@@ -667,7 +766,7 @@ def train_batched(
     """Train ``len(losses) * len(seeds)`` models of one architecture in a single batched loop.
 
     Model (loss ``k``, seed ``s``) starts from the weights ``make_model()`` draws from the
-    seed's ``init`` stream (:func:`lib.seeds.streams`) and sees the minibatches in the seed's
+    seed's ``init`` stream (:func:`reweighting.seeds.streams`) and sees the minibatches in the seed's
     own order, exactly as :func:`train_one` with the same arguments would train it on seed
     ``s``'s data, so the losses are compared on paired seeds. One optimiser steps the stacked
     parameters.
@@ -675,15 +774,15 @@ def train_batched(
     The book's MLPs (:func:`mlp`) train on the stacked-MLP path (see the module docstring):
     every layer of every model in one ``baddbmm``, each seed's epoch of data gathered once in
     its order and sliced per step, and the losses evaluated on the ``(S, B, ...)`` logits of
-    all seeds at once where they take a leading model dimension (:func:`lib.losses.over_models`;
+    all seeds at once where they take a leading model dimension (:func:`reweighting.losses.over_models`;
     decided per loss on the first batch by comparing with ``vmap``). Other models take the
     generic ``vmap`` path. Both give the same models as :func:`train_one`.
 
     Args:
         make_model (callable): builds one model; it must be deterministic (no dropout).
         losses (Mapping[str, callable]): name -> ``(logits, targets) -> scalar`` (the batch
-            mean), as in :mod:`lib.losses`. They run inside
-            :func:`lib.losses.skip_value_checks`, either on all seeds' batches at once (see
+            mean), as in :mod:`reweighting.losses`. They run inside
+            :func:`reweighting.losses.skip_value_checks`, either on all seeds' batches at once (see
             above) or under ``torch.func.vmap`` (one model's batch at a time), so they must
             not branch on tensor values; the labels are validated once up front instead.
         x (Tensor): inputs on any device: ``(N, ...)``, one training set for every seed, or
@@ -719,7 +818,7 @@ def train_batched(
         raise ValueError(f"stacked must be None, True or False, got {stacked!r}")
     device = torch.device(device) if device is not None else default_device()
     sample_shape = tuple(x.shape[2:] if per_seed else x.shape[1:])
-    models = [_seeded_model(make_model, seed) for seed in seeds]
+    models = [seeded_model(make_model, seed) for seed in seeds]
     template = copy.deepcopy(models[0]).to("meta")
     _check_labels(y, _num_outputs(template, sample_shape, x.dtype))
     _check_finite(x)

@@ -1,11 +1,20 @@
-"""The article's losses and scores, as plain functions ``(logits, targets, ...) -> scalar tensor``.
+"""The article's losses and scores, as plain functions ``(logits, targets, ...) -> tensor``.
 
 **Signs and names.** Every function whose name ends in ``_loss``, and every cross-entropy variant
-(``*_cross_entropy``, ``*_bce``), is a *training loss*: lower is better, averaged over the batch,
-ready for ``loss.backward()``. The *scores* :func:`smooth_accuracy` and :func:`smooth_f1` are
-higher is better and are not losses; each has its loss ``<score>_loss`` = minus the score
-(:func:`smooth_accuracy_loss`, :func:`smooth_f1_loss`). :func:`class_balanced_weights` is
-neither: it turns class counts into the weights of :func:`class_weighted_cross_entropy`.
+(``*cross_entropy``, ``*_bce``), is a *training loss*: lower is better, by default averaged over
+the batch, ready for ``loss.backward()``. The *scores* :func:`smooth_accuracy` and
+:func:`smooth_f1` are higher is better and are not losses; each has its loss ``<score>_loss`` =
+minus the score (:func:`smooth_accuracy_loss`, :func:`smooth_f1_loss`).
+:func:`class_balanced_weights` is neither: it turns class counts into the weights of
+:func:`class_weighted_cross_entropy`. The first argument of every loss and score is called
+``logits``, the second ``targets``.
+
+**Reduction.** Like PyTorch's losses, every loss and score takes the keyword argument
+``reduction``: ``"mean"`` (the default: the batch mean), ``"sum"`` (the batch sum) or ``"none"``
+(the per-sample values, shape ``(N,)``), checked by
+:func:`reweighting.validation.check_reduction`. The smooth F1 (:func:`smooth_f1`,
+:func:`smooth_f1_loss`) is a ratio over the whole batch, with no per-sample terms: it takes
+``"mean"`` only, and ``"sum"`` or ``"none"`` raise ``ValueError``.
 
 **Shapes.** Binary losses take logits of shape ``(N,)`` and targets in {0, 1} of the same shape
 (float, int or bool; they are cast to the logits' dtype). Multi-class losses take logits of shape
@@ -17,17 +26,19 @@ CPU prior works with CUDA logits.
 
 **Stability.** All of them work in log space (``logsigmoid``, ``log_softmax``, PyTorch's own
 cross-entropies), so logits of +-1e4 give finite losses and gradients, and all of them run under
-``torch.func.vmap``, which is how :mod:`lib.train` trains many seeds at once.
+``torch.func.vmap``, which is how :mod:`reweighting.train` trains many seeds at once.
 
-**Many models at once.** Inside :func:`over_models`, every loss of this module takes one
-leading model dimension: logits ``(M, N)`` (binary) or ``(M, N, C)``, targets ``(M, N)``, and
-returns the ``M`` batch means, shape ``(M,)``, each exactly the loss of one model's batch.
-:func:`lib.train.train_batched` uses it to evaluate the losses of all its stacked models in one
-call instead of one ``vmap``-ed call per model.
+**Many models at once.** :func:`over_models` is the one way to give the losses a model
+dimension. Inside it, every loss of this module takes one leading model dimension: logits
+``(M, N)`` (binary) or ``(M, N, C)``, targets ``(M, N)``, and reduces over each model's batch
+only: ``"mean"`` and ``"sum"`` return shape ``(M,)``, ``"none"`` shape ``(M, N)``, each row
+exactly the loss of one model's batch. :func:`reweighting.train.train_batched` uses it to evaluate
+the losses of all its stacked models in one call instead of one ``vmap``-ed call per model.
 
-**Checks.** Bad input raises ``ValueError`` naming the argument and what was expected. Scalar
-arguments go through :func:`check_number`, whose message reads e.g. ``"tau must be a finite
-Python number in [0, inf), got -1"``. Shape checks always run. The *value* checks (targets in
+**Checks.** Bad input raises ``ValueError`` naming the argument and what was expected; the
+checks live in :mod:`reweighting.validation`. Scalar arguments go through
+:func:`reweighting.validation.check_number`, whose message reads e.g. ``"tau must be a finite
+real number in [0, inf), got -1"``. Shape checks always run. The *value* checks (targets in
 {0, 1}, class indices in range, a valid prior, non-negative weights, positive counts) read tensor
 values back, which costs a device synchronisation and is impossible under ``vmap``; a trainer
 that validated its labels once enters :func:`skip_value_checks` around its loss evaluations
@@ -45,6 +56,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .validation import (
+    check_binary_targets,
+    check_class_targets,
+    check_number,
+    check_prior,
+    check_reduction,
+)
+
 __all__ = [
     "smooth_accuracy",
     "smooth_accuracy_loss",
@@ -52,6 +71,7 @@ __all__ = [
     "smooth_f1_loss",
     "f1_weighted_bce",
     "generalized_cross_entropy",
+    "cross_entropy",
     "logit_adjusted_cross_entropy",
     "prior_margin_cross_entropy",
     "class_weighted_bce",
@@ -61,22 +81,18 @@ __all__ = [
     "ldam_loss",
     "skip_value_checks",
     "over_models",
-    "check_number",
-    "check_binary_targets",
-    "check_class_targets",
-    "check_prior",
 ]
 
 # Whether the value checks run, per thread and per context (a ContextVar, not a global): a
 # trainer that skips them in one thread leaves them on everywhere else.
 _VALUE_CHECKS: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "lib.losses value checks", default=True
+    "reweighting.losses value checks", default=True
 )
 
 
 # Whether the losses take a leading model dimension (see the module docstring), per context.
 _OVER_MODELS: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "lib.losses over models", default=False
+    "reweighting.losses over models", default=False
 )
 
 
@@ -85,11 +101,14 @@ def over_models() -> Iterator[None]:
     """Let every loss of this module take a leading model dimension, in the current context.
 
     Inside it, a loss takes logits ``(M, N)`` (binary) or ``(M, N, C)`` (multi-class) and
-    targets ``(M, N)``, treats row ``m`` as model ``m``'s batch, and returns the ``M`` batch
-    means, shape ``(M,)``: the same values as ``torch.func.vmap(loss)(logits, targets)``,
-    without ``vmap``'s per-operation dispatch. Batch-level quantities (the smooth F1 of
-    :func:`f1_weighted_bce`) are computed per model. :func:`lib.train.train_batched` enters it
-    on its stacked-MLP path (issue 16). Like :func:`skip_value_checks`, it is a
+    targets ``(M, N)``, treats row ``m`` as model ``m``'s batch, and reduces over each row
+    only: ``reduction="mean"`` (the default) returns the ``M`` batch means, shape ``(M,)``, the
+    same values as ``torch.func.vmap(loss)(logits, targets)`` without ``vmap``'s per-operation
+    dispatch; ``"sum"`` the ``M`` batch sums, ``(M,)``; ``"none"`` the per-sample values,
+    ``(M, N)``. Batch-level quantities (the smooth F1 of :func:`smooth_f1` and
+    :func:`f1_weighted_bce`) are computed per model. It is the library's one way to give the
+    losses a model dimension. :func:`reweighting.train.train_batched` enters it on its
+    stacked-MLP path (issue 16). Like :func:`skip_value_checks`, it is a
     :class:`contextvars.ContextVar`: it holds for the context that enters it only, nests, and
     is restored on exit.
 
@@ -108,25 +127,28 @@ def _lead() -> int:
     return 1 if _OVER_MODELS.get() else 0
 
 
-def _cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
-    """PyTorch's cross-entropy per sample, for logits ``(N, C)`` or ``(M, N, C)``.
+def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
+    """Per-sample values ``(N,)`` or ``(M, N)`` reduced over the batch (the last dimension)."""
+    if reduction == "mean":
+        return per_sample.mean(-1)
+    if reduction == "sum":
+        return per_sample.sum(-1)
+    return per_sample
 
-    With a model dimension it uses PyTorch's K-dimensional form, classes in dimension 1
-    (``(M, C, N)``, a transposed view): the stacked trainer's logits are stored that way, and
-    there the softmax runs across contiguous samples, several times faster than along a short
-    class dimension.
+
+def _cross_entropy(logits: Tensor, targets: Tensor, reduction: str = "none") -> Tensor:
+    """PyTorch's cross-entropy, unchecked, for logits ``(N, C)`` or ``(M, N, C)``.
+
+    Without a model dimension it is ``F.cross_entropy(logits, targets, reduction=reduction)``,
+    to the last bit (chapter 3 checks ``tau = 0``). With one it uses PyTorch's K-dimensional
+    form, classes in dimension 1 (``(M, C, N)``, a transposed view): the stacked trainer's
+    logits are stored that way, and there the softmax runs across contiguous samples, several
+    times faster than along a short class dimension.
     """
     if logits.ndim == 3:
-        return F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-    return F.cross_entropy(logits, targets, reduction="none")
-
-
-def _mean_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
-    """The batch mean of :func:`_cross_entropy`; without a model dimension exactly
-    ``F.cross_entropy(logits, targets)``, to the last bit (chapter 3 checks ``tau = 0``)."""
-    if logits.ndim == 3:
-        return _cross_entropy(logits, targets).mean(-1)
-    return F.cross_entropy(logits, targets)
+        per_sample = F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+        return _reduce(per_sample, reduction)
+    return F.cross_entropy(logits, targets, reduction=reduction)
 
 
 # --- checks -------------------------------------------------------------------------------
@@ -139,8 +161,9 @@ def skip_value_checks() -> Iterator[None]:
     The value checks (targets in {0, 1}, class indices in range, a valid prior, non-negative
     weights, positive counts) read tensor values back, which costs a device synchronisation
     and is impossible under ``torch.func.vmap``. A trainer that validated its labels once
-    (:func:`check_binary_targets`, :func:`check_class_targets`) enters ``skip_value_checks()``
-    around its loss evaluations only, as :mod:`lib.train` does. Shape checks always run.
+    (:func:`reweighting.validation.check_binary_targets`,
+    :func:`reweighting.validation.check_class_targets`) enters ``skip_value_checks()`` around
+    its loss evaluations only, as :mod:`reweighting.train` does. Shape checks always run.
 
     The switch is a :class:`contextvars.ContextVar`: it holds for the thread (or context) that
     enters it, never for other threads, nests, and is restored on exit, exception included.
@@ -153,105 +176,6 @@ def skip_value_checks() -> Iterator[None]:
         yield
     finally:
         _VALUE_CHECKS.reset(token)
-
-
-def _bound(x: float) -> str:
-    return f"{x:g}" if isinstance(x, float) else str(x)
-
-
-def check_number(value, name: str, low: float = 0.0, high: float = math.inf, *,
-                 low_open: bool = False, high_open: bool = False, integer: bool = False):
-    """Check a scalar argument: a Python number in a range; the one check every lib module uses.
-
-    Args:
-        value (int or float): the argument to check; tensors, bools and strings are rejected.
-        name (str): the argument's name, as the message shows it.
-        low (float): lower end of the allowed range. Default: ``0.0``.
-        high (float): upper end of the allowed range; ``inf`` means unbounded. Default: ``inf``.
-        low_open (bool): exclude ``low`` itself. Default: ``False``.
-        high_open (bool): exclude ``high`` itself. Default: ``False``.
-        integer (bool): require a Python ``int`` instead of a finite ``int`` or ``float``.
-            Default: ``False``.
-
-    Returns:
-        float (``int`` when ``integer=True``): ``value``, converted.
-
-    Raises:
-        ValueError: ``"<name> must be a finite Python number in [low, high], got <value>"``
-            (``"a Python integer"`` when ``integer=True``; round brackets for open ends and
-            for ``inf``), e.g. ``"tau must be a finite Python number in [0, inf), got -1"``.
-    """
-    kinds = (int,) if integer else (int, float)
-    ok = (
-        isinstance(value, kinds) and not isinstance(value, bool)
-        and not (isinstance(value, float) and not math.isfinite(value))
-        and (low < value if low_open else low <= value)
-        and (value < high if high_open else value <= high)
-    )
-    if not ok:
-        left = "(" if low_open or not math.isfinite(low) else "["
-        right = ")" if high_open or not math.isfinite(high) else "]"
-        kind = "Python integer" if integer else "finite Python number"
-        raise ValueError(f"{name} must be a {kind} in {left}{_bound(low)}, {_bound(high)}{right}, "
-                         f"got {value!r}")
-    return int(value) if integer else float(value)
-
-
-def check_binary_targets(targets: Tensor, name: str = "targets") -> None:
-    """Check that binary targets are 0 or 1 (a value check: it synchronises the device).
-
-    Args:
-        targets (Tensor): labels of any shape, float, int or bool.
-        name (str): the argument's name, as the message shows it. Default: ``"targets"``.
-
-    Raises:
-        ValueError: ``"<name> must contain only 0 and 1 for a binary loss; found [...]"``.
-    """
-    if not bool(((targets == 0) | (targets == 1)).all()):
-        bad = targets[(targets != 0) & (targets != 1)]
-        raise ValueError(
-            f"{name} must contain only 0 and 1 for a binary loss; found {bad[:5].tolist()}"
-        )
-
-
-def check_class_targets(targets: Tensor, num_classes: int, name: str = "targets") -> None:
-    """Check that class targets are int64 indices in ``[0, num_classes)`` (a value check).
-
-    Args:
-        targets (Tensor): class indices of any shape, int64.
-        num_classes (int): the number of classes C.
-        name (str): the argument's name, as the message shows it. Default: ``"targets"``.
-
-    Raises:
-        ValueError: if the dtype is not int64 or an index lies outside ``[0, num_classes)``.
-    """
-    if targets.dtype != torch.int64:
-        raise ValueError(f"{name} must be int64 class indices, got dtype {targets.dtype}")
-    if targets.numel() and not bool(((targets >= 0) & (targets < num_classes)).all()):
-        raise ValueError(
-            f"{name} must lie in [0, {num_classes}) for logits with {num_classes} classes; "
-            f"found min {int(targets.min())} and max {int(targets.max())}"
-        )
-
-
-def check_prior(prior: Tensor, name: str = "prior") -> None:
-    """Check a class prior: a 1-D float tensor, positive, summing to 1 (a value check).
-
-    Args:
-        prior (Tensor): class probabilities of shape ``(C,)``, on any device.
-        name (str): the argument's name, as the message shows it. Default: ``"prior"``.
-
-    Raises:
-        ValueError: if ``prior`` is not a 1-D floating-point tensor, has an entry <= 0, or its
-            sum differs from 1 by more than 1e-4.
-    """
-    if not isinstance(prior, Tensor) or prior.ndim != 1 or not prior.is_floating_point():
-        raise ValueError(f"{name} must be a 1-D floating-point tensor of class probabilities")
-    if not bool((prior > 0).all()):
-        raise ValueError(f"{name} must be positive; got minimum {float(prior.min())}")
-    total = float(prior.double().sum())
-    if abs(total - 1.0) > 1e-4:
-        raise ValueError(f"{name} must sum to 1, got {total:.6f}")
 
 
 def _binary_inputs(logits: Tensor, targets: Tensor) -> Tensor:
@@ -318,7 +242,7 @@ def _log_p_true(logits: Tensor, targets: Tensor) -> Tensor:
 # --- chapter 1: smooth accuracy ------------------------------------------------------------
 
 
-def smooth_accuracy(logits: Tensor, targets: Tensor) -> Tensor:
+def smooth_accuracy(logits: Tensor, targets: Tensor, *, reduction: str = "mean") -> Tensor:
     r"""Smooth accuracy, a score in [0, 1], higher is better (chapter 1, eq. acc-smooth).
 
     Binary, logits ``(N,)`` and :math:`p = \sigma(z)`:
@@ -327,22 +251,29 @@ def smooth_accuracy(logits: Tensor, targets: Tensor) -> Tensor:
 
     Multi-class, logits ``(N, C)`` and :math:`p = \mathrm{softmax}(z)`: the softmax
     generalisation :math:`\frac1N\sum_n p_{n, y_n}`, the expected probability of the true class.
-    Its loss is :func:`smooth_accuracy_loss`.
+    A per-sample mean: ``reduction="none"`` gives each :math:`p_{n, y_n}`. Its loss is
+    :func:`smooth_accuracy_loss`.
 
     Args:
         logits (Tensor): float, shape ``(N,)`` (binary) or ``(N, C)`` (multi-class).
         targets (Tensor): shape ``(N,)``; values in {0, 1} (binary) or int64 in [0, C).
+        reduction (str): ``"mean"`` (the batch mean), ``"sum"`` (the batch sum) or ``"none"``
+            (the per-sample probabilities of the true label, shape ``(N,)``; ``(M, N)``
+            inside :func:`over_models`). Keyword-only. Default: ``"mean"``.
 
     Returns:
-        Tensor: scalar, in [0, 1], in the logits' dtype and on their device.
+        Tensor: scalar (``"mean"``: in [0, 1]; ``"sum"``: in [0, N]) or ``(N,)`` (``"none"``:
+        each in [0, 1]), in the logits' dtype and on their device.
 
     Raises:
-        ValueError: on a shape mismatch, non-float logits, or (value checks) bad targets.
+        ValueError: on a bad ``reduction``, a shape mismatch, non-float logits, or (value
+            checks) bad targets.
     """
-    return _log_p_true(logits, targets).exp().mean(-1)
+    check_reduction(reduction)
+    return _reduce(_log_p_true(logits, targets).exp(), reduction)
 
 
-def smooth_accuracy_loss(logits: Tensor, targets: Tensor) -> Tensor:
+def smooth_accuracy_loss(logits: Tensor, targets: Tensor, *, reduction: str = "mean") -> Tensor:
     r"""Negative smooth accuracy, the loss :math:`-\mathrm{ACC}_\mathrm{smooth}` (chapters 1, 5).
 
     .. math:: L = -\mathrm{ACC}_\mathrm{smooth} = -\frac1N \sum_n p_{n, y_n},
@@ -358,17 +289,23 @@ def smooth_accuracy_loss(logits: Tensor, targets: Tensor) -> Tensor:
     Args:
         logits (Tensor): float, shape ``(N,)`` (binary) or ``(N, C)`` (multi-class).
         targets (Tensor): shape ``(N,)``; values in {0, 1} (binary) or int64 in [0, C).
+        reduction (str): ``"mean"`` (the batch mean), ``"sum"`` (the batch sum) or ``"none"``
+            (the per-sample losses :math:`-p_{n, y_n}`, shape ``(N,)``; ``(M, N)`` inside
+            :func:`over_models`). Keyword-only. Default: ``"mean"``.
 
     Returns:
-        Tensor: scalar, in [-1, 0], in the logits' dtype and on their device.
+        Tensor: scalar (``"mean"``: in [-1, 0]; ``"sum"``: in [-N, 0]) or ``(N,)``
+        (``"none"``: each in [-1, 0]), in the logits' dtype and on their device.
 
     Raises:
-        ValueError: on a shape mismatch, non-float logits, or (value checks) bad targets.
+        ValueError: on a bad ``reduction``, a shape mismatch, non-float logits, or (value
+            checks) bad targets.
     """
-    return -smooth_accuracy(logits, targets)
+    return -smooth_accuracy(logits, targets, reduction=reduction)
 
 
-def generalized_cross_entropy(logits: Tensor, targets: Tensor, q: float) -> Tensor:
+def generalized_cross_entropy(logits: Tensor, targets: Tensor, q: float, *,
+                              reduction: str = "mean") -> Tensor:
     r"""Generalized cross-entropy of Zhang & Sabuncu (2018), between CE and -ACC (chapters 1, 5).
 
     .. math:: L_q = \frac1N \sum_n \frac{1 - p_{n,y_n}^{\,q}}{q}, \qquad 0 < q \le 1,
@@ -381,19 +318,25 @@ def generalized_cross_entropy(logits: Tensor, targets: Tensor, q: float) -> Tens
         logits (Tensor): float, shape ``(N,)`` (binary) or ``(N, C)`` (multi-class).
         targets (Tensor): shape ``(N,)``; values in {0, 1} (binary) or int64 in [0, C).
         q (float): exponent in [0, 1]; ``q = 0`` is accepted and returns plain cross-entropy.
+        reduction (str): ``"mean"`` (the batch mean), ``"sum"`` (the batch sum) or ``"none"``
+            (the per-sample losses, shape ``(N,)``; ``(M, N)`` inside :func:`over_models`).
+            Keyword-only. Default: ``"mean"``.
 
     Returns:
-        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+        Tensor: scalar (``(N,)`` for ``"none"``), >= 0, in the logits' dtype and on their
+        device.
 
     Raises:
-        ValueError: on a bad ``q``, a shape mismatch, or (value checks) bad targets.
+        ValueError: on a bad ``q`` or ``reduction``, a shape mismatch, or (value checks) bad
+            targets.
     """
     q = check_number(q, "q", 0.0, 1.0)
+    check_reduction(reduction)
     log_p_true = _log_p_true(logits, targets)
     if q == 0:
-        return -log_p_true.mean(-1)
+        return _reduce(-log_p_true, reduction)
     # (1 - p^q) / q = -expm1(q log p) / q, accurate for small q
-    return (-torch.expm1(q * log_p_true) / q).mean(-1)
+    return _reduce(-torch.expm1(q * log_p_true) / q, reduction)
 
 
 # --- chapter 2: smooth F1 ------------------------------------------------------------------
@@ -406,7 +349,17 @@ def _f1(logits: Tensor, y: Tensor) -> Tensor:
     return 2 * (y * p).sum(-1) / denominator.clamp_min(torch.finfo(p.dtype).tiny)
 
 
-def smooth_f1(logits: Tensor, targets: Tensor) -> Tensor:
+def _check_ratio_reduction(reduction, name: str) -> None:
+    """Check the ``reduction`` of a batch ratio (the smooth F1): ``"mean"`` only."""
+    check_reduction(reduction)
+    if reduction != "mean":
+        raise ValueError(
+            f"reduction must be 'mean' for {name}, got {reduction!r}: the smooth F1 is a ratio "
+            "over the whole batch, with no per-sample terms to return or sum"
+        )
+
+
+def smooth_f1(logits: Tensor, targets: Tensor, *, reduction: str = "mean") -> Tensor:
     r"""Smooth F1 of the positive class, a score in [0, 1], higher is better (chapter 2).
 
     .. math:: \mathrm{F1}_\mathrm{smooth} = \frac{2\sum_n y_n p_n}{\sum_n (y_n + p_n)},
@@ -415,22 +368,30 @@ def smooth_f1(logits: Tensor, targets: Tensor) -> Tensor:
     (eq. f1-smooth; the ratio of batch means in the article is the same ratio of sums). It is
     the soft Dice coefficient. A batch with no positives and every :math:`p_n` underflowing to 0
     has 0/0; it returns 0 with a zero gradient, the limit along every batch without positives.
-    Its loss is :func:`smooth_f1_loss`.
+    Its loss is :func:`smooth_f1_loss`. Inside :func:`over_models` it returns one F1 per model,
+    shape ``(M,)``.
 
     Args:
         logits (Tensor): float, shape ``(N,)``.
         targets (Tensor): shape ``(N,)``, values in {0, 1} (float, int or bool).
+        reduction (str): ``"mean"`` only: the batch's F1, a ratio over the whole batch
+            (eq. f1-smooth). It has no per-sample terms, so ``"none"`` and ``"sum"``
+            (PyTorch's batch sum, which gradient accumulation divides by N) raise
+            ``ValueError`` instead of returning the batch value under a name that promises
+            something else. Keyword-only. Default: ``"mean"``.
 
     Returns:
         Tensor: scalar, in [0, 1], in the logits' dtype and on their device.
 
     Raises:
-        ValueError: on a shape mismatch, non-float logits, or (value checks) bad targets.
+        ValueError: on a ``reduction`` other than ``"mean"``, a shape mismatch, non-float
+            logits, or (value checks) bad targets.
     """
+    _check_ratio_reduction(reduction, "smooth_f1")
     return _f1(logits, _binary_inputs(logits, targets))
 
 
-def smooth_f1_loss(logits: Tensor, targets: Tensor) -> Tensor:
+def smooth_f1_loss(logits: Tensor, targets: Tensor, *, reduction: str = "mean") -> Tensor:
     r"""Negative smooth F1, the article's loss :math:`-\mathrm{F1}_\mathrm{smooth}` (chapter 2).
 
     .. math:: L = -\mathrm{F1}_\mathrm{smooth} = -\frac{2\sum_n y_n p_n}{\sum_n (y_n + p_n)}
@@ -441,17 +402,24 @@ def smooth_f1_loss(logits: Tensor, targets: Tensor) -> Tensor:
     Args:
         logits (Tensor): float, shape ``(N,)``.
         targets (Tensor): shape ``(N,)``, values in {0, 1} (float, int or bool).
+        reduction (str): ``"mean"`` only: the batch's F1, a ratio over the whole batch
+            (eq. f1-smooth). It has no per-sample terms, so ``"none"`` and ``"sum"``
+            (PyTorch's batch sum, which gradient accumulation divides by N) raise
+            ``ValueError`` instead of returning the batch value under a name that promises
+            something else. Keyword-only. Default: ``"mean"``.
 
     Returns:
         Tensor: scalar, in [-1, 0], in the logits' dtype and on their device.
 
     Raises:
-        ValueError: on a shape mismatch, non-float logits, or (value checks) bad targets.
+        ValueError: on a ``reduction`` other than ``"mean"``, a shape mismatch, non-float
+            logits, or (value checks) bad targets.
     """
-    return -smooth_f1(logits, targets)
+    _check_ratio_reduction(reduction, "smooth_f1_loss")
+    return -_f1(logits, _binary_inputs(logits, targets))
 
 
-def f1_weighted_bce(logits: Tensor, targets: Tensor) -> Tensor:
+def f1_weighted_bce(logits: Tensor, targets: Tensor, *, reduction: str = "mean") -> Tensor:
     r"""Cross-entropy weighted by the batch's smooth F1, held constant (chapters 2, 5; eq. f1-bce).
 
     .. math:: L = -\frac1N\sum_n\Big[y_n\big(1-\tfrac{F}{2}\big)\log p_n
@@ -465,24 +433,37 @@ def f1_weighted_bce(logits: Tensor, targets: Tensor) -> Tensor:
     turns it into :math:`\frac{2N}{\sum_n(y_n+p_n)}\,\nabla L`: the gradient of this batch-mean
     loss up to the positive global factor :math:`2N/\sum_n(y_n+p_n)`.
 
+    F is always the whole batch's (each model's inside :func:`over_models`), whatever the
+    ``reduction``: ``"none"`` returns the weighted per-sample terms
+    :math:`-[y_n(1-\tfrac F2)\log p_n + (1-y_n)\tfrac F2\log(1-p_n)]` with that F held
+    constant, so they depend on the batch they were computed in.
+
     Args:
         logits (Tensor): float, shape ``(N,)``.
         targets (Tensor): shape ``(N,)``, values in {0, 1} (float, int or bool).
+        reduction (str): ``"mean"`` (the batch mean), ``"sum"`` (the batch sum) or ``"none"``
+            (the per-sample weighted terms, F held constant, shape ``(N,)``; ``(M, N)``
+            inside :func:`over_models`). Keyword-only. Default: ``"mean"``.
 
     Returns:
-        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+        Tensor: scalar (``(N,)`` for ``"none"``), >= 0, in the logits' dtype and on their
+        device.
 
     Raises:
-        ValueError: on a shape mismatch, non-float logits, or (value checks) bad targets.
+        ValueError: on a bad ``reduction``, a shape mismatch, non-float logits, or (value
+            checks) bad targets.
     """
+    check_reduction(reduction)
     y = _binary_inputs(logits, targets)
     f1 = _f1(logits, y).detach().unsqueeze(-1)
     weight = y * (1 - f1 / 2) + (1 - y) * (f1 / 2)
-    return (weight * F.binary_cross_entropy_with_logits(logits, y, reduction="none")).mean(-1)
+    per_sample = weight * F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    return _reduce(per_sample, reduction)
 
 
 def class_weighted_bce(
-    logits: Tensor, targets: Tensor, positive_weight: float, negative_weight: float = 1.0
+    logits: Tensor, targets: Tensor, positive_weight: float, negative_weight: float = 1.0, *,
+    reduction: str = "mean",
 ) -> Tensor:
     r"""Binary cross-entropy with one fixed weight per class (chapter 2, eq. weighted-ce; ch. 5).
 
@@ -502,23 +483,65 @@ def class_weighted_bce(
     Args:
         logits (Tensor): float, shape ``(N,)``.
         targets (Tensor): shape ``(N,)``, values in {0, 1} (float, int or bool).
-        positive_weight (float): :math:`w_+`, a Python number >= 0.
-        negative_weight (float): :math:`w_-`, a Python number >= 0. Default: ``1.0``.
+        positive_weight (float): :math:`w_+`, a real number >= 0.
+        negative_weight (float): :math:`w_-`, a real number >= 0. Default: ``1.0``.
+        reduction (str): ``"mean"`` (the batch mean), ``"sum"`` (the batch sum) or ``"none"``
+            (the per-sample losses, shape ``(N,)``; ``(M, N)`` inside :func:`over_models`).
+            Keyword-only. Default: ``"mean"``.
 
     Returns:
-        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+        Tensor: scalar (``(N,)`` for ``"none"``), >= 0, in the logits' dtype and on their
+        device.
 
     Raises:
-        ValueError: on a bad weight, a shape mismatch, or (value checks) bad targets.
+        ValueError: on a bad weight or ``reduction``, a shape mismatch, or (value checks) bad
+            targets.
     """
     positive_weight = check_number(positive_weight, "positive_weight")
     negative_weight = check_number(negative_weight, "negative_weight")
+    check_reduction(reduction)
     y = _binary_inputs(logits, targets)
     weight = negative_weight + (positive_weight - negative_weight) * y
-    return (weight * F.binary_cross_entropy_with_logits(logits, y, reduction="none")).mean(-1)
+    per_sample = weight * F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    return _reduce(per_sample, reduction)
 
 
 # --- chapter 3: logit adjustment -----------------------------------------------------------
+
+
+def cross_entropy(logits: Tensor, targets: Tensor, *, reduction: str = "mean") -> Tensor:
+    r"""PyTorch's multi-class cross-entropy, which also takes :func:`over_models`'s dimension.
+
+    .. math:: L = -\frac1N \sum_n \log \mathrm{softmax}(z_n)_{y_n}
+
+    Without a model dimension it is exactly ``torch.nn.functional.cross_entropy(logits,
+    targets, reduction=reduction)``, to the last bit, after this module's checks. Inside
+    :func:`over_models` it also takes logits ``(M, N, C)`` and targets ``(M, N)``, model
+    ``m``'s batch in row ``m`` (where ``F.cross_entropy`` would read ``(M, N, C)`` as
+    ``N`` classes of a K-dimensional input), which is how :mod:`reweighting.train` evaluates
+    ``F.cross_entropy`` for all its stacked models at once. It is the baseline the chapters
+    compare the modified losses with, and what they reduce to: the logit-adjusted and
+    prior-margin losses at ``tau = 0`` (chapter 3), focal at ``gamma = 0`` and LDAM at
+    ``max_margin = 0`` (chapter 4).
+
+    Args:
+        logits (Tensor): float, shape ``(N, C)``.
+        targets (Tensor): int64 class indices of shape ``(N,)``, in [0, C).
+        reduction (str): ``"mean"`` (the batch mean), ``"sum"`` (the batch sum) or ``"none"``
+            (the per-sample losses, shape ``(N,)``; ``(M, N)`` inside :func:`over_models`).
+            Keyword-only. Default: ``"mean"``.
+
+    Returns:
+        Tensor: scalar (``(N,)`` for ``"none"``), >= 0, in the logits' dtype and on their
+        device.
+
+    Raises:
+        ValueError: on a bad ``reduction``, a shape mismatch, non-float logits, or (value
+            checks) bad targets.
+    """
+    check_reduction(reduction)
+    _multiclass_inputs(logits, targets)
+    return _cross_entropy(logits, targets, reduction)
 
 
 def _prior_inputs(logits: Tensor, targets: Tensor, prior: Tensor, tau: float) -> float:
@@ -538,7 +561,7 @@ def _prior_inputs(logits: Tensor, targets: Tensor, prior: Tensor, tau: float) ->
 
 
 def logit_adjusted_cross_entropy(
-    logits: Tensor, targets: Tensor, prior: Tensor, tau: float = 1.0
+    logits: Tensor, targets: Tensor, prior: Tensor, tau: float = 1.0, *, reduction: str = "mean"
 ) -> Tensor:
     r"""Logit-adjusted cross-entropy of Menon et al. (2020) (chapter 3, eq. la-loss; ch. 4, 5).
 
@@ -558,20 +581,26 @@ def logit_adjusted_cross_entropy(
         targets (Tensor): int64 class indices of shape ``(N,)``, in [0, C).
         prior (Tensor): class prior of shape ``(C,)``, positive, summing to 1; any device and
             float dtype (it is moved to the logits').
-        tau (float): scale of the adjustment, a Python number >= 0. Default: ``1.0``.
+        tau (float): scale of the adjustment, a real number >= 0. Default: ``1.0``.
+        reduction (str): ``"mean"`` (the batch mean), ``"sum"`` (the batch sum) or ``"none"``
+            (the per-sample losses, shape ``(N,)``; ``(M, N)`` inside :func:`over_models`).
+            Keyword-only. Default: ``"mean"``.
 
     Returns:
-        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+        Tensor: scalar (``(N,)`` for ``"none"``), >= 0, in the logits' dtype and on their
+        device.
 
     Raises:
-        ValueError: on a bad ``tau``, a shape mismatch, or (value checks) bad targets or prior.
+        ValueError: on a bad ``tau`` or ``reduction``, a shape mismatch, or (value checks) bad
+            targets or prior.
     """
+    check_reduction(reduction)
     tau = _prior_inputs(logits, targets, prior, tau)
-    return _mean_cross_entropy(logits + tau * torch.log(prior.to(logits)), targets)
+    return _cross_entropy(logits + tau * torch.log(prior.to(logits)), targets, reduction)
 
 
 def prior_margin_cross_entropy(
-    logits: Tensor, targets: Tensor, prior: Tensor, tau: float = 1.0
+    logits: Tensor, targets: Tensor, prior: Tensor, tau: float = 1.0, *, reduction: str = "mean"
 ) -> Tensor:
     r"""Cross-entropy with a prior margin on the true class only (chapter 3, eq. prior-margin).
 
@@ -600,24 +629,31 @@ def prior_margin_cross_entropy(
         targets (Tensor): int64 class indices of shape ``(N,)``, in [0, C).
         prior (Tensor): class prior of shape ``(C,)``, positive, summing to 1; any device and
             float dtype (it is moved to the logits').
-        tau (float): scale of the margins, a Python number >= 0. Default: ``1.0``.
+        tau (float): scale of the margins, a real number >= 0. Default: ``1.0``.
+        reduction (str): ``"mean"`` (the batch mean), ``"sum"`` (the batch sum) or ``"none"``
+            (the per-sample losses, shape ``(N,)``; ``(M, N)`` inside :func:`over_models`).
+            Keyword-only. Default: ``"mean"``.
 
     Returns:
-        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+        Tensor: scalar (``(N,)`` for ``"none"``), >= 0, in the logits' dtype and on their
+        device.
 
     Raises:
-        ValueError: on a bad ``tau``, a shape mismatch, or (value checks) bad targets or prior.
+        ValueError: on a bad ``tau`` or ``reduction``, a shape mismatch, or (value checks) bad
+            targets or prior.
     """
+    check_reduction(reduction)
     tau = _prior_inputs(logits, targets, prior, tau)
     shift = tau * torch.log(prior.to(logits))[targets]  # tau log pi_y, shape of targets
     true_class = F.one_hot(targets, logits.shape[-1]).to(logits.dtype)
-    return _mean_cross_entropy(logits + shift.unsqueeze(-1) * true_class, targets)
+    return _cross_entropy(logits + shift.unsqueeze(-1) * true_class, targets, reduction)
 
 
 # --- chapter 4: reweighting ----------------------------------------------------------------
 
 
-def class_weighted_cross_entropy(logits: Tensor, targets: Tensor, weights) -> Tensor:
+def class_weighted_cross_entropy(logits: Tensor, targets: Tensor, weights, *,
+                                 reduction: str = "mean") -> Tensor:
     r"""Cross-entropy with one weight per class, applied after the log (chapters 3 to 5).
 
     .. math:: L = -\frac1N \sum_n w_{y_n} \log \mathrm{softmax}(z_n)_{y_n}
@@ -632,18 +668,25 @@ def class_weighted_cross_entropy(logits: Tensor, targets: Tensor, weights) -> Te
         targets (Tensor): int64 class indices of shape ``(N,)``, in [0, C).
         weights (Tensor or sequence of float): :math:`w`, shape ``(C,)``, non-negative; any
             device (it is moved to the logits').
+        reduction (str): ``"mean"`` (the batch mean), ``"sum"`` (the batch sum) or ``"none"``
+            (the per-sample weighted losses
+            :math:`-w_{y_n}\log \mathrm{softmax}(z_n)_{y_n}`, shape ``(N,)``; ``(M, N)``
+            inside :func:`over_models`). Keyword-only. Default: ``"mean"``.
 
     Returns:
-        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+        Tensor: scalar (``(N,)`` for ``"none"``), >= 0, in the logits' dtype and on their
+        device.
 
     Raises:
-        ValueError: on a shape mismatch, or (value checks) bad targets or a negative weight.
+        ValueError: on a bad ``reduction``, a shape mismatch, or (value checks) bad targets or
+            a negative weight.
     """
+    check_reduction(reduction)
     _multiclass_inputs(logits, targets)
     w = _class_vector(weights, logits.shape[-1], "weights", logits)
     if _VALUE_CHECKS.get() and not bool((w >= 0).all()):
         raise ValueError("weights must be non-negative")
-    return (w[targets] * _cross_entropy(logits, targets)).mean(-1)
+    return _reduce(w[targets] * _cross_entropy(logits, targets), reduction)
 
 
 def class_balanced_weights(counts, beta: float) -> Tensor:
@@ -661,7 +704,7 @@ def class_balanced_weights(counts, beta: float) -> Tensor:
     Args:
         counts (Tensor or sequence of int): :math:`n_c`, the training count of each class,
             shape ``(C,)`` with C >= 2, all positive.
-        beta (float): a Python number in [0, 1].
+        beta (float): a real number in [0, 1].
 
     Returns:
         Tensor: float64 weights of shape ``(C,)``, on the device of ``counts``.
@@ -683,37 +726,57 @@ def class_balanced_weights(counts, beta: float) -> Tensor:
     return raw * counts.sum() / (raw * counts).sum()
 
 
-def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alpha=None) -> Tensor:
+def focal_loss(logits: Tensor, targets: Tensor, alpha=None, gamma: float = 2.0,
+               reduction: str = "mean") -> Tensor:
     r"""Focal loss of Lin et al. (2017), binary or multi-class (chapter 4, eq. recipe; ch. 5).
 
     .. math:: L = -\frac1N \sum_n \alpha_{n}\, (1 - p_{n})^{\gamma} \log p_{n}
 
     with :math:`p_n` the probability of the true label (sigmoid for logits ``(N,)``, softmax for
-    ``(N, C)``). Binary, it is exactly ``torchvision.ops.sigmoid_focal_loss(...,
-    reduction="mean")`` (whose ``alpha=-1`` is ``alpha=None`` here). Chapter 4 shows its
-    gradient is the cross-entropy gradient times
+    ``(N, C)``). Chapter 4 shows its gradient is the cross-entropy gradient times
     :math:`\alpha\,[(1-p)^\gamma - \gamma\, p\, (1-p)^{\gamma-1}\log p]`. Chapter 5 derives its
     population minimiser: without ``alpha`` it decides like cross-entropy (at 1/2) but its
     probability is under-confident, so it is not calibrated.
 
+    **torchvision.** The arguments follow the order and names of
+    ``torchvision.ops.sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2,
+    reduction="none")``, and binary, with the same ``alpha``, ``gamma`` and ``reduction``, the
+    values are the same (``tests/test_losses.py`` compares them). Four differences:
+
+    - the first argument is called ``logits``, as in every loss of this library, where
+      torchvision calls it ``inputs``;
+    - ``alpha`` defaults to ``None``, no weighting; torchvision defaults to ``alpha=0.25``
+      and spells "no weighting" ``alpha=-1``, which this function rejects: pass
+      ``alpha=0.25`` for torchvision's default, ``alpha=None`` for its ``alpha=-1``;
+    - ``reduction`` defaults to ``"mean"``, as in every loss of this library, where
+      torchvision defaults to ``"none"``;
+    - logits ``(N, C)`` are one softmax over C classes; torchvision applies the sigmoid to
+      every element of any shape (multi-label), which here is the binary loss of the
+      flattened logits.
+
     Args:
         logits (Tensor): float, shape ``(N,)`` (binary) or ``(N, C)`` (multi-class).
         targets (Tensor): shape ``(N,)``; values in {0, 1} (binary) or int64 in [0, C).
-        gamma (float): focusing exponent, a Python number >= 0; 0 gives cross-entropy.
-            Default: ``2.0``.
-        alpha (float, Tensor or None): binary: a Python number in [0, 1] weighting positives
+        alpha (float, Tensor or None): binary: a real number in [0, 1] weighting positives
             by :math:`\alpha` and negatives by :math:`1-\alpha`; multi-class: class weights of
             shape ``(C,)`` on any device (moved to the logits'); ``None``: no weighting.
             Default: ``None``.
+        gamma (float): focusing exponent, a real number >= 0; 0 gives cross-entropy.
+            Default: ``2.0``.
+        reduction (str): ``"mean"`` (the batch mean), ``"sum"`` (the batch sum) or ``"none"``
+            (the per-sample losses, shape ``(N,)``; ``(M, N)`` inside :func:`over_models`).
+            Default: ``"mean"``.
 
     Returns:
-        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+        Tensor: scalar (``(N,)`` for ``"none"``), >= 0, in the logits' dtype and on their
+        device.
 
     Raises:
-        ValueError: on a bad ``gamma`` or ``alpha``, a shape mismatch, or (value checks) bad
-            targets.
+        ValueError: on a bad ``alpha``, ``gamma`` or ``reduction``, a shape mismatch, or
+            (value checks) bad targets.
     """
     gamma = check_number(gamma, "gamma")
+    check_reduction(reduction)
     if _is_binary(logits):
         y = _binary_inputs(logits, targets)
         ce = F.binary_cross_entropy_with_logits(logits, y, reduction="none")  # -log p_t
@@ -731,11 +794,11 @@ def focal_loss(logits: Tensor, targets: Tensor, gamma: float = 2.0, alpha=None) 
     # has a finite gradient for gamma < 1
     one_minus_p = (-torch.expm1(-ce)).clamp_min(torch.finfo(ce.dtype).tiny)
     loss = one_minus_p**gamma * ce
-    return (loss if weight is None else weight * loss).mean(-1)
+    return _reduce(loss if weight is None else weight * loss, reduction)
 
 
 def ldam_loss(logits: Tensor, targets: Tensor, counts, max_margin: float = 0.5,
-              scale: float = 1.0) -> Tensor:
+              scale: float = 1.0, *, reduction: str = "mean") -> Tensor:
     r"""Label-distribution-aware margin loss of Cao et al. (2019) (chapter 4, eq. shift-weights).
 
     .. math:: L = -\frac1N\sum_n \log
@@ -754,16 +817,21 @@ def ldam_loss(logits: Tensor, targets: Tensor, counts, max_margin: float = 0.5,
         targets (Tensor): int64 class indices of shape ``(N,)``, in [0, C).
         counts (Tensor or sequence of int): :math:`n_c`, training count of each class, shape
             ``(C,)``, positive; any device (moved to the logits').
-        max_margin (float): :math:`m`, a Python number >= 0. Default: ``0.5``.
-        scale (float): :math:`s`, a Python number > 0. Default: ``1.0``.
+        max_margin (float): :math:`m`, a real number >= 0. Default: ``0.5``.
+        scale (float): :math:`s`, a real number > 0. Default: ``1.0``.
+        reduction (str): ``"mean"`` (the batch mean), ``"sum"`` (the batch sum) or ``"none"``
+            (the per-sample losses, shape ``(N,)``; ``(M, N)`` inside :func:`over_models`).
+            Keyword-only. Default: ``"mean"``.
 
     Returns:
-        Tensor: scalar, >= 0, in the logits' dtype and on their device.
+        Tensor: scalar (``(N,)`` for ``"none"``), >= 0, in the logits' dtype and on their
+        device.
 
     Raises:
-        ValueError: on bad ``max_margin`` or ``scale``, a shape mismatch, or (value checks) bad
-            targets or counts.
+        ValueError: on bad ``max_margin``, ``scale`` or ``reduction``, a shape mismatch, or
+            (value checks) bad targets or counts.
     """
+    check_reduction(reduction)
     _multiclass_inputs(logits, targets)
     counts = _class_vector(counts, logits.shape[-1], "counts", logits)
     if _VALUE_CHECKS.get() and not bool((counts > 0).all()):
@@ -772,4 +840,4 @@ def ldam_loss(logits: Tensor, targets: Tensor, counts, max_margin: float = 0.5,
     scale = check_number(scale, "scale", low_open=True)
     margins = max_margin * (counts.min() / counts) ** 0.25
     shifted = logits - F.one_hot(targets, logits.shape[-1]).to(logits.dtype) * margins
-    return _mean_cross_entropy(scale * shifted, targets)
+    return _cross_entropy(scale * shifted, targets, reduction)
