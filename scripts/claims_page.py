@@ -5,7 +5,8 @@
     python scripts/claims_page.py --snapshot "why"   # before a rerun: keep today's verdicts
 
 Each chapter ends by saving the claims it tested to ``results/<chapter>.json``
-(``reweighting.evidence.save_results``). This script turns those files into ``reproducibility.md`` and
+(``reweighting.evidence.save_results``). This script turns those files into
+``reproducibility.md`` and
 one forest plot per chapter, ``_static/claims-forest-<chapter>.png``, so the page is never
 typed by hand and cannot drift from the notebooks; ``tests/test_reproducibility.py`` runs the
 ``--check``.
@@ -63,6 +64,19 @@ def _verdict(verdict: str) -> str:
 
 
 SNAPSHOT = ROOT / "results" / "previous" / "verdicts.json"
+#: What the snapshot keeps of each claim: its result and what it declared, so that a claim
+#: whose direction, threshold, margin or source was edited between two runs is named.
+DECLARED_FIELDS = ("direction", "threshold", "delta", "source", "cite", "measure")
+SNAPSHOT_FIELDS = ("id", "mean", "low", "high", "verdict", "exact", "n", *DECLARED_FIELDS)
+
+
+def redeclared(old: dict, now: dict) -> list[str]:
+    """The declared fields of a claim that differ between the snapshot and now, as text.
+
+    A snapshot made before the declared fields were kept has none of them: nothing is
+    reported for it (there is nothing to compare)."""
+    return [f"{key} {old[key]!r} → {now.get(key)!r}" for key in DECLARED_FIELDS
+            if key in old and old[key] != now.get(key)]
 
 
 def snapshot(reason: str, results_dir: Path = ROOT / "results", path: Path = SNAPSHOT) -> None:
@@ -75,8 +89,7 @@ def snapshot(reason: str, results_dir: Path = ROOT / "results", path: Path = SNA
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip() or "unknown"
-    chapters = {r["chapter"]: [{key: c[key] for key in ("id", "mean", "low", "high", "verdict",
-                                                         "exact")} for c in r["claims"]]
+    chapters = {r["chapter"]: [{key: c.get(key) for key in SNAPSHOT_FIELDS} for c in r["claims"]]
                 for r in load(results_dir)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"commit": commit, "reason": reason, "chapters": chapters},
@@ -92,6 +105,7 @@ def _changes(records: list[dict], path: Path) -> list[str]:
     now = [c for r in records for c in r["claims"]]
     both = [c for c in now if c["id"] in old]
     moved = [c for c in both if c["verdict"] != old[c["id"]]["verdict"]]
+    edited = [(c, redeclared(old[c["id"]], c)) for c in both if redeclared(old[c["id"]], c)]
     new = [c["id"] for c in now if c["id"] not in old]
     gone = sorted(set(old) - {c["id"] for c in now})
     lines = [
@@ -104,6 +118,11 @@ def _changes(records: list[dict], path: Path) -> list[str]:
         + (f"; claims no longer tested: {', '.join(gone)}" if gone else "") + ". "
         f"What changed between the runs: {before['reason']}",
     ]
+    if edited:
+        lines += ["", f"**{len(edited)} claims were declared differently** in the two runs: a "
+                  "verdict read against an edited direction, threshold or margin is not the "
+                  "same test.", "", "| id | what changed in its declaration |", "|---|---|"]
+        lines += [f"| {c['id']} | {'; '.join(changes)} |" for c, changes in edited]
     if moved:
         lines += ["", "| id | before: interval | verdict | now: interval | verdict |",
                   "|---|---|---|---|---|"]
@@ -132,12 +151,14 @@ def render(results_dir: Path = ROOT / "results", snapshot_path: Path = SNAPSHOT)
         "# Reproducibility",
         "",
         "Every claim the book tests, with what its chapter measured the last time it ran. Each",
-        "claim is declared in its chapter before anything trains (`reweighting.evidence.Claims`): what it",
+        "claim is declared in its chapter before anything trains (`reweighting.evidence.Claims`):",
+        "what it",
         "says of its measure, greater than a threshold (usually 0, no difference), less than it,",
         "or equivalent to it within a stated margin ±δ. Most measures are paired differences:",
         "two methods trained from the same seed on the same data draw, one difference per seed.",
         "The verdict comes from the 95% t-interval of the mean over seeds",
-        "(`reweighting.evidence.paired_interval`): **held** when the whole interval lies on the claimed",
+        "(`reweighting.evidence.paired_interval`): **held** when the whole interval lies on the",
+        "claimed",
         "side (or inside ±δ), **not held** when it lies on the other side (or outside ±δ),",
         "**inconclusive** when it straddles the threshold. An *exact* claim (a float64 identity,",
         "a closed form) has no sampling noise and its interval is its value; a sampled claim",
@@ -148,7 +169,8 @@ def render(results_dir: Path = ROOT / "results", snapshot_path: Path = SNAPSHOT)
         "**What an interval covers.** A seed is one repetition of the whole experiment: it draws",
         "its own training (and validation) data, its own initial weights and minibatch order,",
         "and, for every claim whose *test set* column below is empty, its own test set (a fresh",
-        "MNIST-1D sample), all from independent streams of the seed (`reweighting.seeds.streams`). So",
+        "MNIST-1D sample), all from independent streams of the seed",
+        "(`reweighting.seeds.streams`). So",
         "the interval of such a claim covers the sampling of training and test data and the",
         "randomness of training, for this data set, architecture and recipe; "
         f"{own_test} of the {len(sampled)}",
@@ -163,14 +185,16 @@ def render(results_dir: Path = ROOT / "results", snapshot_path: Path = SNAPSHOT)
         f"**Multiplicity.** The book tests {len(sampled)} sampled claims, each at 95%, so a few",
         "verdicts would be expected to come out wrong by chance alone. The column *Holm* gives",
         "each sampled claim's verdict under Holm's correction over the whole book's family",
-        "(`reweighting.evidence.holm_verdicts`: the one-sided t-tests behind each verdict, two one-sided",
+        "(`reweighting.evidence.holm_verdicts`: the one-sided t-tests behind each verdict, two",
+        "one-sided",
         "tests for equivalence claims, step-down adjusted so that the chance of any wrong verdict",
         "in the family is at most 5%): a verdict that does not survive becomes inconclusive. The",
         "per-claim 95% verdict stays the headline.",
         f"Under Holm's correction {len(changed)} of the {len(sampled)} verdicts change"
         + (f" ({', '.join(changed)})." if changed else "."),
         "",
-        "Each chapter saves its claims when it runs (`reweighting.evidence.save_results`), with the list",
+        "Each chapter saves its claims when it runs (`reweighting.evidence.save_results`), with",
+        "the list",
         "of seeds, the seed offset (`BOOK_SEED_OFFSET`, 0 for the committed book) and the package",
         "versions, and `scripts/claims_page.py` writes this page from those files, so nothing",
         "here is typed by hand. A test fails when a chapter's results are missing, were made on",

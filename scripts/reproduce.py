@@ -4,7 +4,8 @@
     python scripts/reproduce.py chapters/01_smooth_accuracy.ipynb
     python scripts/reproduce.py --profile chapters/02_smooth_f1.ipynb   # and its slowest cells
 
-The scale is whatever ``BOOK_SCALE`` says (see ``reweighting.train.book_scale``). After each chapter it
+The scale is whatever ``BOOK_SCALE`` says (see ``reweighting.train.book_scale``). After each
+chapter it
 prints one provenance line (device, scale, seeds, wall time, library versions) from the results
 the chapter saved, and at the end the total wall time. A chapter that fails is written back
 with its outputs up to and including the error, so the error is in the notebook for anyone to
@@ -33,7 +34,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "lib"))  # `reweighting` without installing the project (e.g. on a GPU host)
+# `reweighting` without installing the project (e.g. on a GPU host)
+sys.path.insert(0, str(ROOT / "lib"))
 
 from reweighting import evidence  # noqa: E402
 from scripts import claims_page  # noqa: E402

@@ -1,4 +1,5 @@
-"""The data sets of reweighting.data: long-tailed counts, subsets, MNIST-1D caching, Gaussian mixtures."""
+"""The data sets of reweighting.data: long-tailed counts, subsets, MNIST-1D caching, Gaussian
+mixtures."""
 
 import random
 

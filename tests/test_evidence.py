@@ -568,3 +568,17 @@ def test_seed_streams_are_independent_fixed_and_checked(monkeypatch):
     monkeypatch.setenv("BOOK_SEED_OFFSET", "x")
     with pytest.raises(ValueError, match="BOOK_SEED_OFFSET must be a non-negative integer"):
         seeds.offset()
+
+
+def test_a_run_on_another_kind_of_device_is_its_own_run():
+    """A GPU rerun once counted as the committed CPU run: the device class is a fingerprint part,
+    so a record made on CUDA reads stale on a CPU machine, and a forged class is named."""
+    notebook = evidence.ROOT / "chapters" / "01_smooth_accuracy.ipynb"
+    parts = evidence.fingerprint_parts(notebook, "full", device="cpu")
+    assert parts["device class"] == "cpu"
+    assert evidence.fingerprint_parts(notebook, "full", device="cuda")["device class"] == "cuda"
+    record = {"fingerprint parts": dict(parts, **{"device class": "cuda"}),
+              "library": evidence.library_reach(notebook), "device class": "cuda"}
+    record["fingerprint"] = evidence._digest(record["fingerprint parts"])
+    reasons = evidence.stale_reasons(record, notebook, scale="full")
+    assert any("made on cuda, this machine trains on cpu" in r for r in reasons), reasons

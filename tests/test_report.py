@@ -1,4 +1,5 @@
-"""Presentation helpers of reweighting.report, and reweighting.metrics (the evidence: tests/test_evidence.py)."""
+"""Presentation helpers of reweighting.report, and reweighting.metrics (the evidence:
+tests/test_evidence.py)."""
 
 import numpy as np
 import pytest

@@ -119,3 +119,31 @@ def test_cell_seconds_reads_and_removes_the_timing_of_every_code_cell():
         cell.metadata["execution"] = {"iopub.execute_input": start, "shell.execute_reply": end}
     assert reproduce.cell_seconds(notebook) == [(2.5, 1, "x = 1"), (0.25, 2, "")]
     assert not any("execution" in cell.metadata for cell in notebook.cells)
+
+
+def test_an_edited_margin_is_named_on_the_page(tmp_path):
+    """A claim re-declared between two runs (here its equivalence margin widened so that it
+    holds) is named with what changed, not shown as a mere moved verdict."""
+    import json
+
+    from reweighting import evidence
+
+    def record(delta):
+        c = evidence.claim("1.3", "D", source="beyond", measure="m",
+                           values=[0.004, 0.006, 0.005, 0.007], direction="equivalent",
+                           delta=delta, detail="d")
+        return {"chapter": "01_smooth_accuracy", "fingerprint": "x", "scale": "full",
+                "device": "cpu", "seeds": list(range(4)), "seed offset": 0, "seconds": 1.0,
+                "versions": {"torch": "2", "sympy": "1"}, "cpu": "a CPU",
+                "cpu_capability": "AVX2", "claims": [c]}
+
+    path = tmp_path / "01_smooth_accuracy.json"
+    path.write_text(json.dumps(record(0.005)))
+    before = tmp_path / "previous" / "verdicts.json"
+    claims_page.snapshot("a reason", tmp_path, before)
+    kept = json.loads(before.read_text())["chapters"]["01_smooth_accuracy"][0]
+    assert kept["delta"] == 0.005 and kept["direction"] == "equivalent" and kept["n"] == 4
+    path.write_text(json.dumps(record(0.05)))
+    page = claims_page.render(tmp_path, before)
+    assert "1 claims were declared differently" in page
+    assert "| 1.3 | delta 0.005 → 0.05 |" in page

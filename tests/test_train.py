@@ -1,4 +1,5 @@
-"""The batched multi-seed trainer of reweighting.train against the plain per-model loop, and its devices."""
+"""The batched multi-seed trainer of reweighting.train against the plain per-model loop, and its
+devices."""
 
 import importlib.util
 from functools import partial
@@ -297,7 +298,8 @@ def test_parameter_gives_every_model_on_the_cpu():
 
 # --- the stacked-MLP path ----------------------------------------------------------------------
 # train_batched runs the book's MLPs as stacked matrices (baddbmm) and evaluates the losses on all
-# models' logits at once (reweighting.losses.over_models). It must train the same models as the generic
+# models' logits at once (reweighting.losses.over_models). It must train the same models as the
+# generic
 # vmap path and as the plain loop, through every loss of reweighting.losses.
 
 PRIOR3 = torch.tensor([0.5, 0.3, 0.2])

@@ -118,6 +118,37 @@ def test_catalogues_translate_every_english_message(english_messages):
                        f"(run `python scripts/catalogues.py update`), e.g. {stale[:5]}")
 
 
+def docstring_paragraphs(module_names) -> set[str]:
+    """Every paragraph of the docstrings of these modules and their public members, as one line."""
+    import importlib
+    import inspect
+
+    paragraphs = set()
+    for name in module_names:
+        module = importlib.import_module(name)
+        objects = [module, *(getattr(module, member) for member in getattr(module, "__all__", []))]
+        for obj in objects:
+            for paragraph in (inspect.getdoc(obj) or "").split("\n\n"):
+                paragraphs.add(" ".join(paragraph.split()))
+    return paragraphs - {""}
+
+
+def test_docstrings_stay_out_of_the_catalogues(english_messages):
+    """The library reference (library.md) renders the library's docstrings with autodoc; they stay
+    English in both editions (``_ext/bilingual.py`` marks them untranslatable), so the page's
+    catalogue holds its own title, introduction and headings, and no paragraph of a docstring."""
+    source = (ROOT / "library.md").read_text(encoding="utf-8")
+    modules = re.findall(r"^\.\. automodule:: (\S+)", source, re.M)
+    assert "reweighting.losses" in modules
+    found = {" ".join(m.id.split()) for m in english_messages["library"]}
+    assert "Library reference" in found
+    leaked = sorted(found & docstring_paragraphs(modules))
+    assert not leaked, f"{len(leaked)} docstring paragraphs were extracted, e.g. {leaked[:3]}"
+    text = " ".join(source.split())
+    elsewhere = sorted(m for m in found if m not in text)
+    assert not elsewhere, f"messages that are not library.md's own text: {elsewhere[:3]}"
+
+
 def test_every_glued_phrase_has_a_chinese_form():
     import sys
 

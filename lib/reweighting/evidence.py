@@ -36,7 +36,7 @@ import numpy as np
 
 from .report import device_name, to_float64
 from .seeds import offset as seed_offset
-from .train import book_scale
+from .train import book_scale, default_device
 from .validation import check_number
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "environment",
     "save_results",
     "check_readings",
+    "device_class",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -826,19 +827,36 @@ def _pinned_versions() -> dict[str, str]:
     return versions
 
 
+def device_class(device=None) -> str:
+    """``"cpu"`` or ``"cuda"`` (or another ``torch.device`` type): where a chapter trains.
+
+    Part of a result's fingerprint: a run on a GPU computes in another order (and with other
+    kernels) than the book's CPU run, so it is its own run, not the committed one.
+
+    Args:
+        device (torch.device, str or None): the training device; ``None`` means
+            :func:`reweighting.train.default_device`.
+    """
+    import torch
+
+    return torch.device(device).type if device is not None else default_device().type
+
+
 def _parts_and_reach(notebook: Path, scale: str, lib_dir: Path | None = None,
-                     offset: int | None = None,
-                     versions: dict | None = None) -> tuple[dict, dict[str, str]]:
+                     offset: int | None = None, versions: dict | None = None,
+                     device=None) -> tuple[dict, dict[str, str]]:
     """:func:`fingerprint_parts` and the :func:`library_reach` its ``"library"`` part hashes."""
     reach = library_reach(notebook, lib_dir)
     parts = {"notebook": _digest(_code_cells(notebook)), "library": _digest(reach),
              "scale": scale, "seed offset": seed_offset() if offset is None else int(offset),
-             "versions": _pinned_versions() if versions is None else dict(versions)}
+             "versions": _pinned_versions() if versions is None else dict(versions),
+             "device class": device_class(device)}
     return parts, reach
 
 
 def fingerprint_parts(notebook: Path, scale: str, lib_dir: Path | None = None,
-                      offset: int | None = None, versions: dict | None = None) -> dict:
+                      offset: int | None = None, versions: dict | None = None,
+                      device=None) -> dict:
     """Everything a chapter's saved results depend on, part by part (every chapter).
 
     Args:
@@ -847,14 +865,16 @@ def fingerprint_parts(notebook: Path, scale: str, lib_dir: Path | None = None,
         lib_dir (pathlib.Path, optional): as :func:`library_reach`.
         offset (int, optional): the seed offset. Default: :func:`reweighting.seeds.offset`.
         versions (dict, optional): the package versions. Default: the installed ones.
+        device (torch.device, str or None): the training device, as :func:`device_class`.
 
     Returns:
         dict: ``"notebook"`` (SHA-256 of the code cells with their tags; prose and outputs do
         not count), ``"library"`` (SHA-256 of :func:`library_reach`: only the library code the
-        chapter reaches counts, docstrings and comments not), ``"scale"``, ``"seed offset"``
-        and ``"versions"`` (of the :data:`PINNED` packages).
+        chapter reaches counts, docstrings and comments not), ``"scale"``, ``"seed offset"``,
+        ``"versions"`` (of the :data:`PINNED` packages) and ``"device class"``
+        (:func:`device_class`).
     """
-    return _parts_and_reach(notebook, scale, lib_dir, offset, versions)[0]
+    return _parts_and_reach(notebook, scale, lib_dir, offset, versions, device)[0]
 
 
 def results_fingerprint(notebook: Path, scale: str, lib_dir: Path | None = None,
@@ -907,7 +927,7 @@ def _library_reasons(saved: dict[str, str], now: dict[str, str], lib_dir: Path) 
 
 
 #: The fingerprint parts in the order :func:`stale_reasons` reports them.
-PARTS = ("notebook", "library", "scale", "seed offset", "versions")
+PARTS = ("notebook", "library", "scale", "seed offset", "versions", "device class")
 
 
 def _part_reasons(part: str, was, now, notebook: Path) -> list[str]:
@@ -918,6 +938,9 @@ def _part_reasons(part: str, was, now, notebook: Path) -> list[str]:
         return [f"the scale is {now}, the results were made at scale {was}"]
     if part == "seed offset":
         return [f"BOOK_SEED_OFFSET is {now}, the results used {was}"]
+    if part == "device class":
+        return [f"the results were made on {was}, this machine trains on {now}: a run on "
+                f"another kind of device is its own run, not the committed one"]
     if part == "versions" and isinstance(was, dict) and isinstance(now, dict):
         return [f"{package} is {now.get(package)}, the results were made with "
                 f"{was.get(package)}" for package in sorted(set(was) | set(now))
@@ -928,7 +951,7 @@ def _part_reasons(part: str, was, now, notebook: Path) -> list[str]:
 def _record_disagrees(record: dict, saved: dict) -> list[str]:
     """Where the record's own fields (shown on the page) differ from its fingerprint parts."""
     reasons = [f"the record's {key} is {record[key]}, its fingerprint's {saved.get(key)}"
-               for key in ("scale", "seed offset")
+               for key in ("scale", "seed offset", "device class")
                if key in record and record[key] != saved.get(key)]
     shown = record.get("versions", {})
     reasons += [f"the record's {package} version is {shown[package]}, its fingerprint's {version}"
@@ -1099,7 +1122,7 @@ def save_results(chapter: str, claims: Claims, *, scale: str, seeds, seconds: fl
     problems = claim_problems({"seeds": seeds, "claims": filled})
     if problems:
         raise ValueError("claims must hold one value per seed: " + "; ".join(problems))
-    parts, reach = _parts_and_reach(notebook, scale)
+    parts, reach = _parts_and_reach(notebook, scale, device=device)
     record = {
         "chapter": chapter,
         "fingerprint": _digest(parts),
@@ -1107,6 +1130,7 @@ def save_results(chapter: str, claims: Claims, *, scale: str, seeds, seconds: fl
         "library": reach,
         "scale": scale,
         "device": device_name(device),
+        "device class": parts["device class"],
         "seeds": seeds,
         "seed offset": parts["seed offset"],
         "seconds": round(float(seconds), 1),

@@ -295,6 +295,7 @@ def fit_temperature(logits: Tensor, labels: Tensor, *, binary: bool = False) -> 
     :math:`T` keeps the argmax and the threshold 1/2 but moves every other rule: before prior
     division it acts as :func:`posthoc_adjusted_logits` with :math:`\tau T`, and on a binary
     logit it moves a threshold :math:`t` to :math:`T\,\mathrm{logit}(t)` (chapter 5).
+    Needs SciPy (the ``data`` extra).
 
     Args:
         logits (Tensor): validation logits of every model, ``(..., N, C)``, or ``(..., N)``

@@ -145,7 +145,8 @@ def provenance(scale: str, seeds, seconds: float, device=None) -> str:
     """One line saying where and how a result was produced, printed under each experiment.
 
     Args:
-        scale (str): the scale preset, ``"quick"`` or ``"full"`` (:func:`reweighting.train.by_scale`).
+        scale (str): the scale preset, ``"quick"`` or ``"full"``
+            (:func:`reweighting.train.by_scale`).
         seeds (sequence): the seeds trained; only their number is shown.
         seconds (float): the experiment's wall time.
         device (torch.device, str or None): as :func:`device_name`. Default: ``None``.
@@ -289,8 +290,8 @@ def declared_markdown(claims):
 def claims_markdown(record: dict):
     """The claims of a saved record as a Markdown table (``IPython.display.Markdown``).
 
-    Each chapter displays it right after :func:`reweighting.evidence.save_results`, and a test checks
-    that the committed notebook shows exactly the table of its committed
+    Each chapter displays it right after :func:`reweighting.evidence.save_results`, and a test
+    checks that the committed notebook shows exactly the table of its committed
     ``results/<chapter>.json``.
     """
     rows = [[c["id"], c["claim"], claimed(c), c["n"], number_text(c["mean"]),

@@ -1,8 +1,9 @@
 """One seed, four independent random streams: the book's single way to seed anything.
 
-A seed of the book (``reweighting.train.book_seeds``) stands for one repetition of an experiment. Its
-training data, its test data, its models' initial weights and their minibatch order must be
-random and independent of one another, and the same whichever chapter draws them. Every
+A seed of the book (``reweighting.train.book_seeds``) stands for one repetition of an
+experiment. Its training data, its test data, its models' initial weights and their minibatch
+order must be random and independent of one another, and the same whichever chapter draws them.
+Every
 chapter and the trainer therefore derive them here, from NumPy's ``SeedSequence(seed).spawn``,
 rather than each in its own way (``seed`` itself, ``1000 * seed + rate``, ...).
 """

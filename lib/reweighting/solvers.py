@@ -37,6 +37,7 @@ __all__ = ["LinearFit", "fit_linear"]
 _ARMIJO = 1e-4  # sufficient-decrease constant c of the Armijo test
 _MAX_HALVINGS = 60  # backtracking steps before a model's line search counts as failed
 _ROUNDING = 1e-13  # relative slack of the Armijo test, above float64 rounding of the sum
+_FORCING_MAX, _FORCING_POWER = 0.5, 0.5  # CG stops at residual min(0.5, |g|^0.5) |g|
 _CHUNK_BYTES = 2**30  # about 1 GB of float64 working memory per chunk of models
 _FAILURE_MODES = ("raise", "warn", "ignore")
 
@@ -241,11 +242,13 @@ def _checked_labels(labels: Tensor, num_classes: int) -> Tensor:
 def _chunks(m: int, n: int, d: int, k: int, *, shared: bool) -> list[Tensor]:
     """Row ranges of models whose float64 working set stays near :data:`_CHUNK_BYTES`.
 
-    Per model: its features with the ones column (unless shared), one more copy of that size
-    (the weighted features of the binary Hessian, or the squared features of the softmax
-    preconditioner) and about a dozen ``(N, K)`` buffers.
+    Per model: its features with the ones column and their transpose (unless shared), the
+    weighted features and three Hessians of the binary case, and about a dozen ``(N, K)``
+    buffers.
     """
-    per_model = 8 * (2 * n * (d + 1) + 12 * n * k + 2 * (d + 1) ** 2 * k)
+    p = d + 1
+    per_model = 8 * ((0 if shared else 2 * n * p) + 12 * n * k
+                     + (n * p + 3 * p * p if k == 1 else 8 * p * k))
     size = max(1, _CHUNK_BYTES // per_model)
     return [torch.arange(start, min(start + size, m)) for start in range(0, m, size)]
 
@@ -268,38 +271,44 @@ def _report_failures(fit: LinearFit, tol: float, max_iter: int, l2: float, mode:
 
 @dataclass
 class _Problem:
-    """The float64 data of some models: ``x = [h, 1]`` ``(M or 1, N, D+1)``, ``y``, ``v / N``."""
+    """Some models' float64 data: ``x = [h, 1]``, its transpose, ``y`` and ``v / N``.
+
+    ``x`` is ``(M, N, D+1)``, or ``(1, N, D+1)`` when the features are shared (then ``xt`` is
+    ``None`` and the products run as one GEMM over all models); ``scale`` ``(M, D+1)`` is the
+    ``v``-weighted mean of ``x^2`` per feature, for the softmax preconditioner.
+    """
 
     x: Tensor
+    xt: Tensor | None
     y: Tensor
     v: Tensor
     k: int
     l2: float
-
-    @property
-    def shared(self) -> bool:
-        return self.x.shape[0] == 1
+    scale: Tensor | None = None
 
     def subset(self, keep: Tensor) -> _Problem:
-        x = self.x if self.shared else self.x[keep]
-        return _Problem(x, self.y[keep], self.v[keep], self.k, self.l2)
+        def pick(t):
+            return None if t is None else t[keep]
+
+        x = self.x if self.xt is None else self.x[keep]
+        return _Problem(x, pick(self.xt), self.y[keep], self.v[keep], self.k, self.l2,
+                        pick(self.scale))
 
     def scores(self, theta: Tensor) -> Tensor:
-        """``Z = x theta``, ``(M, N, K)``; one GEMM over all models when ``x`` is shared."""
-        if self.shared:
+        """``Z = x theta``, ``(M, N, K)``."""
+        if self.xt is None:
             m, p, k = theta.shape
-            z = self.x[0] @ theta.permute(1, 0, 2).reshape(p, m * k)
+            z = self.x[0] @ theta.transpose(0, 1).reshape(p, m * k)
             return z.view(-1, m, k).transpose(0, 1)
         return torch.bmm(self.x, theta)
 
-    def pullback(self, r: Tensor, x: Tensor | None = None) -> Tensor:
+    def pullback(self, r: Tensor) -> Tensor:
         """``x^T r``, ``(M, D+1, K)``, for ``r`` ``(M, N, K)``."""
-        x = self.x if x is None else x
-        if self.shared:
+        if self.xt is None:
             m, n, k = r.shape
-            out = x[0].T @ r.transpose(0, 1).reshape(n, m * k)
+            out = self.x[0].T @ r.transpose(0, 1).reshape(n, m * k)
             return out.view(-1, m, k).transpose(0, 1)
-        return torch.bmm(x.transpose(1, 2), r)
+        return torch.bmm(self.xt, r)
 
     def penalty_gradient(self, theta: Tensor) -> Tensor:
         """``l2 [W; 0]``."""
@@ -307,20 +316,16 @@ class _Problem:
         out[:, -1] = 0
         return out
 
-    def losses(self, z: Tensor) -> Tensor:
-        """``l(z_i, y_i)``, ``(M, N)``."""
+    def objective(self, theta: Tensor, z: Tensor) -> Tensor:
+        """``F = sum_i v_i l(z_i, y_i) + (l2/2) ||W||^2``, ``(M,)``, given ``z = x theta``."""
         if self.k == 1:
             z = z[..., 0]
-            return torch.nn.functional.softplus(z) - self.y * z
-        return torch.logsumexp(z, -1) - z.gather(-1, self.y[..., None])[..., 0]
+            losses = torch.nn.functional.softplus(z) - self.y * z
+        else:
+            losses = torch.logsumexp(z, -1) - z.gather(-1, self.y[..., None])[..., 0]
+        return (self.v * losses).sum(1) + self.l2 / 2 * theta[:, :-1].square().sum((1, 2))
 
-    def objective(self, theta: Tensor) -> Tensor:
-        """``F(theta)``, ``(M,)``."""
-        data = (self.v * self.losses(self.scores(theta))).sum(1)
-        return data + self.l2 / 2 * theta[:, :-1].square().sum((1, 2))
-
-    def probabilities(self, theta: Tensor) -> Tensor:
-        z = self.scores(theta)
+    def probabilities(self, z: Tensor) -> Tensor:
         return torch.sigmoid(z) if self.k == 1 else torch.softmax(z, -1)
 
     def gradient(self, theta: Tensor, p: Tensor) -> Tensor:
@@ -333,6 +338,21 @@ class _Problem:
         return self.pullback(self.v[..., None] * residual) + self.penalty_gradient(theta)
 
 
+def _problem(h: Tensor, y: Tensor, v: Tensor, k: int, l2: float) -> _Problem:
+    """The float64 problem of one chunk of models (``h`` ``(M or 1, N, D)``)."""
+    x = h.to(torch.float64)
+    x = torch.cat([x, torch.ones_like(x[..., :1])], -1)
+    shared = x.shape[0] == 1
+    n = y.shape[1]
+    problem = _Problem(x, None if shared else x.transpose(1, 2).contiguous(),
+                       y.to(torch.float64) if k == 1 else y, v / n, k, l2)
+    if k > 1:
+        total = v.sum(1, keepdim=True)
+        squares = v @ x[0].square() if shared else torch.einsum("mn,mnp->mp", v, x.square())
+        problem.scale = torch.where(total > 0, squares / total.clamp(min=1e-300), 1.0)
+    return problem
+
+
 # --- Newton directions --------------------------------------------------------------------
 
 
@@ -340,42 +360,41 @@ def _binary_direction(problem: _Problem, p: Tensor, g: Tensor) -> Tensor:
     """Solve ``H d = -g`` with the formed ``(D+1)``-square Hessian, by batched Cholesky."""
     s = problem.v * (p[..., 0] * (1 - p[..., 0]))  # (M, N)
     x = problem.x
-    weighted = s[..., None] * x  # (M, N, D+1)
-    hessian = torch.matmul(x.transpose(1, 2), weighted)  # (M, D+1, D+1), x may broadcast
+    xt = x.transpose(1, 2) if problem.xt is None else problem.xt
+    hessian = torch.matmul(xt, s[..., None] * x)  # (M, D+1, D+1); a shared x broadcasts
     ridge = torch.full((x.shape[2],), problem.l2, dtype=x.dtype, device=x.device)
     ridge[-1] = 0
     hessian.diagonal(dim1=1, dim2=2).add_(ridge)
     factor, info = torch.linalg.cholesky_ex(hessian)
     d = torch.cholesky_solve(-g, factor)
-    singular = (info != 0) | ~torch.isfinite(d).all((1, 2))
+    singular = (info != 0) | ~torch.isfinite(d).all(2).all(1)
     if bool(singular.any()):  # rank-deficient features or vanishing curvature: min-norm step
         d[singular] = -torch.linalg.pinv(hessian[singular], hermitian=True) @ g[singular]
     return d
 
 
-def _softmax_direction(problem: _Problem, p: Tensor, g: Tensor, x_squared: Tensor,
-                       max_cg: int) -> Tensor:
-    """Solve ``H d = -g`` by diagonally preconditioned CG on Hessian-vector products.
+def _softmax_direction(problem: _Problem, p: Tensor, g: Tensor,
+                       max_cg: int) -> tuple[Tensor, Tensor]:
+    """Solve ``H d = -g`` by preconditioned CG on Hessian-vector products; return ``d, x d``.
 
-    Each model stops when ``||H d + g|| <= min(1/2, sqrt(||g||)) ||g||`` (2-norms).
+    ``H V = x^T (v (p * xV - p (p^T xV))) + l2 [V_W; 0]``. The preconditioner is the diagonal
+    approximation ``H_(jk, jk) ~ (sum_i v_i p_ik (1 - p_ik)) scale_j + l2`` (exact for the bias
+    row ``j = D+1``). Each model stops when ``||H d + g|| <= min(1/2, sqrt(||g||)) ||g||``
+    (2-norms).
     """
     vp = problem.v[..., None] * p  # (M, N, K)
-
-    def hvp(vec: Tensor) -> Tensor:
-        zv = problem.scores(vec)
-        mixed = vp * (zv - (p * zv).sum(-1, keepdim=True))
-        return problem.pullback(mixed) + problem.penalty_gradient(vec)
-
-    diag = problem.pullback(vp * (1 - p), x_squared)
+    curv = (vp * (1 - p)).sum(1)  # (M, K)
+    diag = problem.scale[:, :, None] * curv[:, None, :]
     diag[:, :-1] += problem.l2
-    precond = torch.where(diag > 0, 1 / diag, torch.ones_like(diag))
+    precond = torch.where(diag > 0, 1 / diag.clamp(min=1e-300), 1.0)
 
     def dot(a: Tensor, b: Tensor) -> Tensor:
         return (a * b).sum((1, 2))
 
     g_norm = g.square().sum((1, 2)).sqrt()
-    target = torch.clamp(g_norm.sqrt(), max=0.5) * g_norm
+    target = torch.clamp(g_norm.pow(_FORCING_POWER), max=_FORCING_MAX) * g_norm
     d = torch.zeros_like(g)
+    zd = torch.zeros_like(p)
     r = -g
     z = precond * r
     direction = z
@@ -384,20 +403,26 @@ def _softmax_direction(problem: _Problem, p: Tensor, g: Tensor, x_squared: Tenso
     for _ in range(max_cg):
         if not bool(todo.any()):
             break
-        hd = hvp(direction)
+        zv = problem.scores(direction)
+        hd = problem.pullback(vp * (zv - (p * zv).sum(-1, keepdim=True)))
+        hd += problem.penalty_gradient(direction)
         curvature = dot(direction, hd)
         todo = todo & (curvature > 0)
-        alpha = torch.where(todo, rz / torch.where(todo, curvature, 1.0), 0.0)[:, None, None]
-        d = d + alpha * direction
-        r = r - alpha * hd
+        alpha = torch.where(todo, rz / torch.where(todo, curvature, 1.0), 0.0)
+        d += alpha[:, None, None] * direction
+        zd += alpha[:, None, None] * zv
+        r -= alpha[:, None, None] * hd
         z = precond * r
         rz_new = dot(r, z)
         todo = todo & (r.square().sum((1, 2)).sqrt() > target)
-        beta = torch.where(todo, rz_new / torch.where(rz > 0, rz, 1.0), 0.0)[:, None, None]
-        direction = z + beta * direction
+        beta = torch.where(todo, rz_new / torch.where(rz > 0, rz, 1.0), 0.0)
+        direction = z + beta[:, None, None] * direction
         rz = rz_new
     stuck = (d == 0).all(2).all(1) & (g_norm > 0)  # no positive curvature: steepest descent
-    return torch.where(stuck[:, None, None], -g, d)
+    if bool(stuck.any()):
+        d[stuck] = -g[stuck]
+        zd = problem.scores(d)
+    return d, zd
 
 
 # --- the per-model Newton loop ------------------------------------------------------------
@@ -408,27 +433,30 @@ def _initial_theta(y: Tensor, v: Tensor, d: int, k: int) -> Tensor:
     counts = torch.zeros(len(y), max(k, 2), dtype=torch.float64, device=y.device)
     counts.scatter_add_(1, y, v)
     total = counts.sum(1, keepdim=True)
-    smoothed = counts + 1e-3 * total / counts.shape[1] + 1e-300
-    logs = smoothed.log()
+    logs = (counts + 1e-3 * total / counts.shape[1] + 1e-300).log()
     theta = torch.zeros(len(y), d + 1, k, dtype=torch.float64, device=y.device)
     theta[:, d] = logs[:, 1:] - logs[:, :1] if k == 1 else logs - logs.mean(1, keepdim=True)
     return theta
 
 
-def _line_search(problem: _Problem, theta: Tensor, d: Tensor, f0: Tensor,
+def _line_search(problem: _Problem, theta: Tensor, z: Tensor, d: Tensor, zd: Tensor,
                  g: Tensor) -> tuple[Tensor, Tensor]:
     """Per-model backtracking: the first ``t = 1, 1/2, ...`` with Armijo's sufficient decrease.
 
+    ``z`` and ``zd`` are ``x theta`` and ``x d``, so a trial costs no pass over the features.
     Returns the new ``theta`` and which models found a step.
     """
+    f0 = problem.objective(theta, z)
     slope = (g * d).sum((1, 2))
     slack = _ROUNDING * f0.abs().clamp(min=1.0)
     step = torch.ones_like(f0)
     accepted = torch.zeros_like(f0, dtype=torch.bool)
     out = theta.clone()
     for _ in range(_MAX_HALVINGS):
-        trial = theta + step[:, None, None] * d
-        ok = ~accepted & (problem.objective(trial) <= f0 + _ARMIJO * step * slope + slack)
+        t = step[:, None, None]
+        trial = theta + t * d
+        f = problem.objective(trial, z + t * zd)
+        ok = ~accepted & (f <= f0 + _ARMIJO * step * slope + slack)
         out[ok] = trial[ok]
         accepted |= ok
         if bool(accepted.all()):
@@ -440,34 +468,31 @@ def _line_search(problem: _Problem, theta: Tensor, d: Tensor, f0: Tensor,
 def _fit_chunk(h: Tensor, y: Tensor, v: Tensor, k: int, l2: float, tol: float,
                max_iter: int) -> tuple[Tensor, Tensor, Tensor]:
     """Newton's method for the models of one chunk; returns ``theta``, ``|g|_max``, iterations."""
-    m, n = y.shape
-    x = h.to(torch.float64)
-    x = torch.cat([x, torch.ones_like(x[..., :1])], -1)
-    labels = y.to(torch.float64) if k == 1 else y
-    problem = _Problem(x, labels, v / n, k, l2)
-    x_squared = x.square() if k > 1 else None
-    max_cg = min(x.shape[2] * k, 1000)
-    theta = _initial_theta(y, v, x.shape[2] - 1, k)
-    grad_norm = torch.full((m,), math.inf, dtype=torch.float64, device=x.device)
-    iters = torch.zeros(m, dtype=torch.int64, device=x.device)
-    active = torch.arange(m, device=x.device)
+    m = len(y)
+    problem = _problem(h, y, v, k, l2)
+    max_cg = min(problem.x.shape[2] * k, 1000)
+    theta = _initial_theta(y, v, problem.x.shape[2] - 1, k)
+    grad_norm = torch.full((m,), math.inf, dtype=torch.float64, device=theta.device)
+    iters = torch.zeros(m, dtype=torch.int64, device=theta.device)
+    active = torch.arange(m, device=theta.device)
     for iteration in range(max_iter + 1):
         sub = problem if len(active) == m else problem.subset(active)
         th = theta[active]
-        p = sub.probabilities(th)
+        z = sub.scores(th)
+        p = sub.probabilities(z)
         g = sub.gradient(th, p)
         grad_norm[active] = g.abs().amax((1, 2))
         go = grad_norm[active] > tol
         if iteration == max_iter or not bool(go.any()):
             break
         if not bool(go.all()):
-            active, sub, th, p, g = active[go], sub.subset(go), th[go], p[go], g[go]
+            active, sub, th, z, p, g = active[go], sub.subset(go), th[go], z[go], p[go], g[go]
         if k == 1:
             d = _binary_direction(sub, p, g)
+            zd = sub.scores(d)
         else:
-            sq = x_squared if sub.shared or len(active) == m else x_squared[active]
-            d = _softmax_direction(sub, p, g, sq, max_cg)
-        new, moved = _line_search(sub, th, d, sub.objective(th), g)
+            d, zd = _softmax_direction(sub, p, g, max_cg)
+        new, moved = _line_search(sub, th, z, d, zd, g)
         if k > 1:
             new[:, -1] -= new[:, -1].mean(-1, keepdim=True)  # the softmax's free shift of b
         theta[active] = new

@@ -477,9 +477,9 @@ def train_one(
     """Train one model with a plain minibatch loop: the reference for :func:`train_batched`.
 
     The initial weights are those ``make_model()`` draws after
-    ``torch.manual_seed(reweighting.seeds.streams(seed).init)``; each epoch visits the samples in the
-    order of ``torch.randperm`` drawn from a CPU generator seeded with the seed's ``order``
-    stream.
+    ``torch.manual_seed(reweighting.seeds.streams(seed).init)``; each epoch visits the samples
+    in the order of ``torch.randperm`` drawn from a CPU generator seeded with the seed's
+    ``order`` stream.
 
     Args:
         make_model (callable): builds the model, e.g. ``lambda: mlp(40, [256, 256], 10)``.
@@ -766,17 +766,18 @@ def train_batched(
     """Train ``len(losses) * len(seeds)`` models of one architecture in a single batched loop.
 
     Model (loss ``k``, seed ``s``) starts from the weights ``make_model()`` draws from the
-    seed's ``init`` stream (:func:`reweighting.seeds.streams`) and sees the minibatches in the seed's
-    own order, exactly as :func:`train_one` with the same arguments would train it on seed
+    seed's ``init`` stream (:func:`reweighting.seeds.streams`) and sees the minibatches in the
+    seed's own order, exactly as :func:`train_one` with the same arguments would train it on seed
     ``s``'s data, so the losses are compared on paired seeds. One optimiser steps the stacked
     parameters.
 
     The book's MLPs (:func:`mlp`) train on the stacked-MLP path (see the module docstring):
     every layer of every model in one ``baddbmm``, each seed's epoch of data gathered once in
     its order and sliced per step, and the losses evaluated on the ``(S, B, ...)`` logits of
-    all seeds at once where they take a leading model dimension (:func:`reweighting.losses.over_models`;
-    decided per loss on the first batch by comparing with ``vmap``). Other models take the
-    generic ``vmap`` path. Both give the same models as :func:`train_one`.
+    all seeds at once where they take a leading model dimension
+    (:func:`reweighting.losses.over_models`; decided per loss on the first batch by comparing
+    with ``vmap``). Other models take the generic ``vmap`` path. Both give the same models as
+    :func:`train_one`.
 
     Args:
         make_model (callable): builds one model; it must be deterministic (no dropout).
