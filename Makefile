@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
 
-.PHONY: env test lint unit notebooks book pdf reproduce lab clean catalogues
+.PHONY: env test lint unit notebooks book pdf reproduce lab clean catalogues verify
 
 env: $(READY)
 
@@ -45,10 +45,27 @@ reproduce: $(READY)
 	$(BIN)/python scripts/reproduce.py
 	$(MAKE) book
 
+## make verify: re-run one chapter at its committed scale in a scratch copy and compare every claim
+## with results/ (scripts/verify.py; CHAPTER=03_logit_adjustment, default: the one this commit
+## picks); SEED_OFFSET=N runs on fresh seeds instead, a replication that reports and never fails
+CHAPTER ?=
+SEED_OFFSET ?=
+verify: $(READY)
+	$(BIN)/python scripts/verify.py $(if $(CHAPTER),$(CHAPTER),--from-commit) \
+		$(if $(SEED_OFFSET),--seed-offset $(SEED_OFFSET),)
+
 ## make catalogues: after an English change or a rerun, bring the Chinese catalogues up to date
 ## (scripts/catalogues.py update), then translate what it lists
 catalogues: $(READY)
 	$(BIN)/python scripts/catalogues.py update
+
+## make wheel: the library alone, dist/reweighting-<version>-py3-none-any.whl, to install
+## beside any PyTorch 2.11-2.13 (README, "Use the library in your own training loop"); needs
+## only $(PYTHON) with pip, no .venv. setuptools' build/ folder is removed afterwards.
+.PHONY: wheel
+wheel:
+	$(PYTHON) -m pip wheel . --no-deps -w dist
+	rm -rf build
 
 ## make lab: open the notebooks in JupyterLab
 lab: $(READY)

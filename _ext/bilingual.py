@@ -42,11 +42,30 @@ ROOT = Path(__file__).resolve().parent.parent
 GLUED = ROOT / "locales" / "zh_CN" / "glued"
 ZH_TITLE = "所有魔改 loss 本质上都是调节权重"  # the book's title in the Chinese edition
 
-# What a number looks like in prose: a sign, digits, decimal or thousands separators, a percent.
-NUMBER = re.compile(r"[+\-−]?\d+(?:[.,]\d+)*%?")
+# What a number looks like in prose: a sign, digits, decimal or thousands separators, a percent;
+# never digits that belong to a name (attached to letters, or after a letter and a hyphen: F1,
+# CIFAR10, CIFAR-10, MNIST-1D, 1e-3, 3.17a). One pattern for the refill and for the test of
+# translations (tests/test_translations.py), so what one counts as a number the other does too.
+NUMBER = re.compile(r"(?<![A-Za-z\d.,])(?<![A-Za-z]-)[+\-−]?\d+(?:[.,]\d+)*%?"
+                    r"(?![.,]?[A-Za-z\d])")
+# A name that carries digits (F1, MNIST-1D, CIFAR-10-LT, 1e-3, 3.17a): copied as it is, and a
+# translation must write it exactly as its source does.
+NAME = re.compile(r"[A-Za-z]+-?\d(?:\w|\.(?=\w))*(?:-[A-Z\d][A-Za-z\d]*)*"
+                  r"|(?<![\w.])\d+(?:\.\d+)*[A-Za-z]\w*(?:-[A-Z\d][A-Za-z\d]*)*")
 # Markup whose digits are not prose numbers: roles, equations, code spans.
 MARKUP = re.compile(r"\{[a-z:]+\}`[^`]*`|\$\$.*?\$\$|\$[^$]+\$|`[^`]+`", re.S)
 SLOT = "\x00"
+
+
+def prose_numbers(text: str) -> list[str]:
+    """The numbers of ``text``'s prose, in order, signs and percent signs included (not inside
+    roles, equations or code spans, and not the digits of a name such as F1 or MNIST-1D)."""
+    return _prose_numbers(text)[1]
+
+
+def prose_names(text: str) -> list[str]:
+    """The names with digits in ``text``'s prose (F1, MNIST-1D, CIFAR-10-LT), in order."""
+    return NAME.findall(MARKUP.sub(" ", text))
 
 
 def _prose_numbers(text: str) -> tuple[str, list[str]]:
@@ -73,12 +92,22 @@ def _fill(source: str, translation: str, new_numbers: list[str]) -> str | None:
 
     Each number of ``translation`` is replaced by the new number at the place of the same old
     number in ``source`` (a translation may reorder them). None when a number cannot be placed
-    without guessing: the same old number at two places that now differ (which of the two the
-    translation wrote first is unknown), or a number the source lacks. Such a message is listed
-    for a translator instead.
+    without guessing, and the message is listed for a translator instead:
+
+    - the translation does not carry exactly the source's numbers, signs included (a dropped
+      ``+``, a flipped sign: then which slot is which is unknown);
+    - the same old number at two places that now differ (which of the two the translation
+      wrote first is unknown);
+    - a number changes sign (the words around it, "raised" or "lowered", may have to change);
+    - the names with digits differ (CIFAR-10 against CIFAR-100 is another data set, not a
+      new number).
     """
     _, old_numbers = _prose_numbers(source)
     skeleton, numbers = _prose_numbers(translation)
+    if sorted(numbers) != sorted(old_numbers) or prose_names(translation) != prose_names(source):
+        return None
+    if any(_negative(old) != _negative(new) for old, new in zip(old_numbers, new_numbers)):
+        return None
     places: dict[str, set[str]] = {}
     for i, number in enumerate(old_numbers):
         places.setdefault(number, set()).add(new_numbers[i])
@@ -90,6 +119,10 @@ def _fill(source: str, translation: str, new_numbers: list[str]) -> str | None:
         filled.append(next(iter(new)))
     pieces = skeleton.split(SLOT)
     return "".join(p + n for p, n in zip(pieces, filled + [""]))
+
+
+def _negative(number: str) -> bool:
+    return number.startswith(("-", "−")) and any(d in "123456789" for d in number)
 
 
 def translate(message: str, translations: dict[str, str]) -> str | None:

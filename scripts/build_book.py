@@ -129,6 +129,24 @@ def latex_problems(log: str) -> list[str]:
     return [line.strip() for line in LATEX_PROBLEMS.findall(log)]
 
 
+RED, RESET = "\033[1;31m", "\033[0m"
+
+
+def warn_stale(results_dir: Path = ROOT / "results") -> int:
+    """Say, in red, which chapters' committed results are stale; return how many are.
+
+    The book renders the committed outputs whatever their state, so a build does not fail on
+    stale results (``make test`` does); it says so here, chapter by chapter, and the
+    reproducibility page says so too (``scripts/claims_page.py``)."""
+    import claims_page
+
+    stale = claims_page.stale_chapters(claims_page.load(results_dir))
+    for chapter, reasons in stale.items():
+        print(f"{RED}WARNING: the results of {chapter} are stale: {'; '.join(reasons[:3])}"
+              f"{' ...' if len(reasons) > 3 else ''}{RESET}", file=sys.stderr, flush=True)
+    return len(stale)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edition", choices=["en", "zh", "both"], default="both",
@@ -145,6 +163,7 @@ def main(argv=None) -> int:
                 for edition in editions]
         print("The PDFs are", " and ".join(str(pdf) for pdf in pdfs))
         return 0
+    warn_stale()
     html = build / "html"
     if args.edition in ("en", "both"):
         # the English build writes _build/html itself (jupyter-book's layout); elsewhere a copy

@@ -59,6 +59,36 @@ def load(results_dir: Path = ROOT / "results") -> list[dict]:
     return records
 
 
+def stale_chapters(records: list[dict], scale: str = "full") -> dict[str, list[str]]:
+    """Each chapter whose saved results no longer match its code, library, scale, seeds or
+    environment (:func:`reweighting.evidence.stale_reasons`), or whose claims do not hold one
+    value per seed (:func:`reweighting.evidence.claim_problems`), with the reasons."""
+    stale = {}
+    for r in records:
+        notebook = ROOT / "chapters" / f"{r['chapter']}.ipynb"
+        reasons = (evidence.stale_reasons(r, notebook, scale=scale) if notebook.exists()
+                   else [f"its notebook {notebook.name} is gone"])
+        reasons += evidence.claim_problems(r)
+        if reasons:
+            stale[r["chapter"]] = reasons
+    return stale
+
+
+def _stale_warning(stale: dict[str, list[str]]) -> list[str]:
+    """A warning at the top of the page for every chapter whose results are stale."""
+    if not stale:
+        return []
+    lines = ["", ":::{warning}",
+             f"**The results of {len(stale)} chapters are stale**: they no longer match what "
+             "their chapter would run now, so the numbers below are not the current book's "
+             "until the chapters are rerun (`make reproduce`).", ""]
+    for chapter, reasons in stale.items():
+        shown = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3
+                                          else "")
+        lines.append(f"- {{doc}}`chapters/{chapter}`: {shown.replace('`', '')}")
+    return lines + [":::"]
+
+
 def _verdict(verdict: str) -> str:
     return verdict if verdict == "held" else f"**{verdict}**"
 
@@ -223,6 +253,7 @@ def render(results_dir: Path = ROOT / "results", snapshot_path: Path = SNAPSHOT)
             + " | ".join(map(str, tally))
             + f" | {holm_held} | {r['scale']} | {_cell(r['device'])} | {len(r['seeds'])} "
             f"| {r['seconds']:.0f} s |")
+    lines += _stale_warning(stale_chapters(records))
     lines += _changes(records, snapshot_path)
     lines += [
         "",

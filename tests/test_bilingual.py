@@ -56,3 +56,39 @@ def test_glossary_terms_feed_the_search_dictionary():
     terms = bilingual.glossary_terms()
     assert {"交叉熵", "类别不平衡", "光滑准确率"} <= set(terms)
     assert all(len(t) >= 2 for t in terms)
+
+
+def test_a_number_that_is_part_of_a_name_is_never_refilled():
+    """The auditor's first case: a translation that wrote CIFAR10-LT for CIFAR-10-LT passed the
+    test, and when the English went from ratio 10 to 100 the refill wrote CIFAR100-LT. Digits
+    of a name are not numbers now, and a name written differently fails the test."""
+    old = {"CIFAR-10-LT at ratio 10": "CIFAR10-LT 比例 10"}
+    assert bilingual.translate("CIFAR-10-LT at ratio 100", old) is None
+    assert bilingual.prose_numbers("CIFAR-10-LT, F1, MNIST-1D, 1e-3, claim 3.17a") == []
+    good = {"CIFAR-10-LT at ratio 10": "CIFAR-10-LT 比例 10"}
+    assert bilingual.translate("CIFAR-10-LT at ratio 100", good) == "CIFAR-10-LT 比例 100"
+
+
+def test_a_translation_that_drops_a_sign_is_not_refilled():
+    """The second case: "+0.016 ... 0.016" translated as "0.016 ... 0.016" gave both slots
+    the second new number."""
+    old = {"+0.016 at ratio 10, 0.016 post hoc": "比例 10 时 0.016，事后 0.016"}
+    assert bilingual.translate("+0.020 at ratio 10, 0.018 post hoc", old) is None
+
+
+def test_a_sign_change_goes_to_the_translator():
+    """The third case: a number that changes sign may need other words around it."""
+    old = {"gain +0.016 at ratio 10": "比例 10 时增益 +0.016"}
+    assert bilingual.translate("gain -0.004 at ratio 10", old) is None
+    assert bilingual.translate("gain +0.030 at ratio 100", old) == "比例 100 时增益 +0.030"
+
+
+def test_the_translation_test_counts_signs_percent_and_names():
+    sys.path.insert(0, str(ROOT / "tests"))
+    import test_translations
+
+    assert test_translations.numbers("+0.016 vs 0.016") != test_translations.numbers(
+        "0.016 vs 0.016")
+    assert test_translations.numbers("-0.004") != test_translations.numbers("+0.004")
+    assert test_translations.numbers("12%") != test_translations.numbers("12")
+    assert test_translations.numbers("CIFAR-10-LT") != test_translations.numbers("CIFAR10-LT")

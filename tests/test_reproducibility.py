@@ -147,3 +147,34 @@ def test_an_edited_margin_is_named_on_the_page(tmp_path):
     page = claims_page.render(tmp_path, before)
     assert "1 claims were declared differently" in page
     assert "| 1.3 | delta 0.005 → 0.05 |" in page
+
+
+def test_the_page_and_the_build_say_when_results_are_stale(tmp_path, capsys):
+    """A record whose stored scale was forged (or any stale part) is named at the top of the
+    page, and `make book` prints it in red; nothing is said when all results are current."""
+    import json
+    import sys
+
+    from reweighting import evidence
+
+    notebook = ROOT / "chapters" / "01_smooth_accuracy.ipynb"
+    parts = evidence.fingerprint_parts(notebook, "quick")
+    c = evidence.claim("1.1", "A", source="beyond", measure="m", values=[0.1, 0.2],
+                       direction="greater")
+    record = {"chapter": "01_smooth_accuracy", "fingerprint": evidence._digest(parts),
+              "fingerprint parts": parts, "library": evidence.library_reach(notebook),
+              "scale": "quick", "device": "cpu", "seeds": [0, 1], "seed offset": 0,
+              "seconds": 1.0, "versions": parts["versions"], "cpu": "a CPU",
+              "cpu_capability": "AVX2", "claims": [c]}
+    (tmp_path / "01_smooth_accuracy.json").write_text(json.dumps(record))
+    stale = claims_page.stale_chapters(claims_page.load(tmp_path))
+    assert any("the scale is full, the results were made at scale quick" in r
+               for r in stale["01_smooth_accuracy"])
+    page = claims_page.render(tmp_path, tmp_path / "none.json")
+    assert ":::{warning}" in page and "The results of 1 chapters are stale" in page
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import build_book
+
+    assert build_book.warn_stale(tmp_path) == 1
+    assert ("\033[1;31mWARNING: the results of 01_smooth_accuracy are stale"
+            in capsys.readouterr().err)

@@ -9,6 +9,7 @@ the same run's, and no number in the Chinese text is typed by hand.
 """
 
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -21,7 +22,8 @@ CATALOGUES = sorted([*(ROOT / "locales" / "zh_CN" / "LC_MESSAGES").rglob("*.po")
 ROLE = re.compile(r"\{[a-z:]+\}`[^`]*`")
 MATH = re.compile(r"\$\$.*?\$\$|\$[^$]+\$", re.S)
 CODE = re.compile(r"(?<![}`])`[^`{}]+`")
-NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+sys.path.insert(0, str(ROOT / "_ext"))
+import bilingual  # noqa: E402  (the refill's own number and name patterns)
 
 
 def markup(text: str) -> Counter:
@@ -32,9 +34,10 @@ def markup(text: str) -> Counter:
 
 
 def numbers(text: str) -> Counter:
-    """The numbers written in a message's prose (not inside roles, equations or code spans)."""
-    prose = CODE.sub(" ", MATH.sub(" ", ROLE.sub(" ", text)))
-    return Counter(NUMBER.findall(prose))
+    """The numbers written in a message's prose (not inside roles, equations or code spans),
+    signs and percent signs included, and its names with digits (F1, MNIST-1D, CIFAR-10-LT):
+    the same pattern as the refill's (``bilingual.NUMBER``, ``bilingual.NAME``)."""
+    return Counter(bilingual.prose_numbers(text) + bilingual.prose_names(text))
 
 
 def messages(path):
