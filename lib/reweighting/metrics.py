@@ -94,6 +94,20 @@ def _as_float_array(values, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be numbers (an array or a tensor)") from error
 
 
+def _binary_decisions(y_true, predicted) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked binary labels and boolean decisions, the labels broadcast to the decisions'
+    shape ``(..., N)`` on their device (:func:`binary_scores`, :func:`expected_cost`)."""
+    y = torch.as_tensor(y_true)
+    predicted = torch.as_tensor(predicted)
+    if y.ndim < 1:
+        raise ValueError(f"y_true must have shape (N,) or (..., N), got shape {tuple(y.shape)}")
+    check_binary_targets(y, "y_true")
+    if predicted.dtype != torch.bool:
+        raise ValueError(f"predicted must be boolean decisions, got dtype {predicted.dtype}")
+    _labels_for(np.empty(y.shape, dtype=bool), tuple(predicted.shape), "predicted")
+    return y.bool().to(predicted.device).expand(predicted.shape), predicted
+
+
 def binary_scores(y_true, predicted) -> dict[str, np.ndarray]:
     r"""Positive-class F1, precision and recall of every model at once (chapters 2 and 5).
 
@@ -117,15 +131,7 @@ def binary_scores(y_true, predicted) -> dict[str, np.ndarray]:
         ValueError: if ``y_true`` has values outside {0, 1}, ``predicted`` is not boolean, or
             ``y_true`` does not broadcast to ``predicted``'s shape ``(..., N)``.
     """
-    y = torch.as_tensor(y_true)
-    predicted = torch.as_tensor(predicted)
-    if y.ndim < 1:
-        raise ValueError(f"y_true must have shape (N,) or (..., N), got shape {tuple(y.shape)}")
-    check_binary_targets(y, "y_true")
-    if predicted.dtype != torch.bool:
-        raise ValueError(f"predicted must be boolean decisions, got dtype {predicted.dtype}")
-    _labels_for(np.empty(y.shape, dtype=bool), tuple(predicted.shape), "predicted")
-    y = y.bool().to(predicted.device).expand(predicted.shape)
+    y, predicted = _binary_decisions(y_true, predicted)
     true_positives = (predicted & y).sum(-1).double()
     n_predicted = predicted.sum(-1).double()
     n_positive = y.sum(-1).double()
@@ -410,15 +416,7 @@ def expected_cost(y_true, predicted, cost_fn: float, cost_fp: float) -> np.ndarr
     """
     cost_fn = check_number(cost_fn, "cost_fn")
     cost_fp = check_number(cost_fp, "cost_fp")
-    y = torch.as_tensor(y_true)
-    predicted = torch.as_tensor(predicted)
-    if y.ndim < 1:
-        raise ValueError(f"y_true must have shape (N,) or (..., N), got shape {tuple(y.shape)}")
-    check_binary_targets(y, "y_true")
-    if predicted.dtype != torch.bool:
-        raise ValueError(f"predicted must be boolean decisions, got dtype {predicted.dtype}")
-    _labels_for(np.empty(y.shape, dtype=bool), tuple(predicted.shape), "predicted")
-    y = y.bool().to(predicted.device).expand(predicted.shape)
+    y, predicted = _binary_decisions(y_true, predicted)
     missed, false_alarms = (~predicted & y).sum(-1).double(), (predicted & ~y).sum(-1).double()
     return ((cost_fn * missed + cost_fp * false_alarms) / y.shape[-1]).cpu().numpy()
 
