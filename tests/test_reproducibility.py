@@ -161,7 +161,8 @@ def test_the_page_and_the_build_say_when_results_are_stale(tmp_path, capsys):
     parts = evidence.fingerprint_parts(notebook, "quick")
     c = evidence.claim("1.1", "A", source="beyond", measure="m", values=[0.1, 0.2],
                        direction="greater")
-    record = {"chapter": "01_smooth_accuracy", "fingerprint": evidence._digest(parts),
+    record = {"chapter": "01_smooth_accuracy",
+              "fingerprint": evidence.results_fingerprint(notebook, "quick"),
               "fingerprint parts": parts, "library": evidence.library_reach(notebook),
               "scale": "quick", "device": "cpu", "seeds": [0, 1], "seed offset": 0,
               "seconds": 1.0, "versions": parts["versions"], "cpu": "a CPU",

@@ -239,8 +239,8 @@ def _checked_labels(labels: Tensor, num_classes: int) -> Tensor:
     return labels.to(torch.int64)
 
 
-def _chunks(m: int, n: int, d: int, k: int, *, shared: bool) -> list[Tensor]:
-    """Row ranges of models whose float64 working set stays near :data:`_CHUNK_BYTES`.
+def _chunks(m: int, n: int, d: int, k: int, *, shared: bool) -> list[slice]:
+    """Slices of models whose float64 working set stays near :data:`_CHUNK_BYTES`.
 
     Per model: its features with the ones column and their transpose (unless shared), the
     weighted features and three Hessians of the binary case, and about a dozen ``(N, K)``
@@ -250,7 +250,7 @@ def _chunks(m: int, n: int, d: int, k: int, *, shared: bool) -> list[Tensor]:
     per_model = 8 * ((0 if shared else 2 * n * p) + 12 * n * k
                      + (n * p + 3 * p * p if k == 1 else 8 * p * k))
     size = max(1, _CHUNK_BYTES // per_model)
-    return [torch.arange(start, min(start + size, m)) for start in range(0, m, size)]
+    return [slice(start, min(start + size, m)) for start in range(0, m, size)]
 
 
 def _report_failures(fit: LinearFit, tol: float, max_iter: int, l2: float, mode: str) -> None:
@@ -373,18 +373,16 @@ def _binary_direction(problem: _Problem, p: Tensor, g: Tensor) -> Tensor:
     return d
 
 
-def _softmax_direction(problem: _Problem, p: Tensor, g: Tensor,
-                       max_cg: int) -> tuple[Tensor, Tensor]:
-    """Solve ``H d = -g`` by preconditioned CG on Hessian-vector products; return ``d, x d``.
+def _softmax_direction(problem: _Problem, p: Tensor, g: Tensor, max_cg: int) -> Tensor:
+    """Solve ``H d = -g`` by preconditioned conjugate gradients on Hessian-vector products.
 
     ``H V = x^T (v (p * xV - p (p^T xV))) + l2 [V_W; 0]``. The preconditioner is the diagonal
     approximation ``H_(jk, jk) ~ (sum_i v_i p_ik (1 - p_ik)) scale_j + l2`` (exact for the bias
     row ``j = D+1``). Each model stops when ``||H d + g|| <= min(1/2, sqrt(||g||)) ||g||``
-    (2-norms).
+    (2-norms); a model with ``g = 0`` gets ``d = 0``.
     """
     vp = problem.v[..., None] * p  # (M, N, K)
-    curv = (vp * (1 - p)).sum(1)  # (M, K)
-    diag = problem.scale[:, :, None] * curv[:, None, :]
+    diag = problem.scale[:, :, None] * (vp * (1 - p)).sum(1)[:, None, :]
     diag[:, :-1] += problem.l2
     precond = torch.where(diag > 0, 1 / diag.clamp(min=1e-300), 1.0)
 
@@ -394,7 +392,6 @@ def _softmax_direction(problem: _Problem, p: Tensor, g: Tensor,
     g_norm = g.square().sum((1, 2)).sqrt()
     target = torch.clamp(g_norm.pow(_FORCING_POWER), max=_FORCING_MAX) * g_norm
     d = torch.zeros_like(g)
-    zd = torch.zeros_like(p)
     r = -g
     z = precond * r
     direction = z
@@ -403,26 +400,22 @@ def _softmax_direction(problem: _Problem, p: Tensor, g: Tensor,
     for _ in range(max_cg):
         if not bool(todo.any()):
             break
-        zv = problem.scores(direction)
-        hd = problem.pullback(vp * (zv - (p * zv).sum(-1, keepdim=True)))
-        hd += problem.penalty_gradient(direction)
+        weighted = vp * problem.scores(direction)  # v p * xV
+        weighted.addcmul_(p, weighted.sum(-1, keepdim=True), value=-1)  # - p (v p^T xV)
+        hd = problem.pullback(weighted) + problem.penalty_gradient(direction)
         curvature = dot(direction, hd)
         todo = todo & (curvature > 0)
-        alpha = torch.where(todo, rz / torch.where(todo, curvature, 1.0), 0.0)
-        d += alpha[:, None, None] * direction
-        zd += alpha[:, None, None] * zv
-        r -= alpha[:, None, None] * hd
+        alpha = torch.where(todo, rz / torch.where(todo, curvature, 1.0), 0.0)[:, None, None]
+        d.addcmul_(alpha, direction)
+        r.addcmul_(alpha, hd, value=-1)
         z = precond * r
         rz_new = dot(r, z)
         todo = todo & (r.square().sum((1, 2)).sqrt() > target)
-        beta = torch.where(todo, rz_new / torch.where(rz > 0, rz, 1.0), 0.0)
-        direction = z + beta[:, None, None] * direction
+        beta = torch.where(todo, rz_new / torch.where(rz > 0, rz, 1.0), 0.0)[:, None, None]
+        direction = torch.addcmul(z, beta, direction)
         rz = rz_new
     stuck = (d == 0).all(2).all(1) & (g_norm > 0)  # no positive curvature: steepest descent
-    if bool(stuck.any()):
-        d[stuck] = -g[stuck]
-        zd = problem.scores(d)
-    return d, zd
+    return torch.where(stuck[:, None, None], -g, d)
 
 
 # --- the per-model Newton loop ------------------------------------------------------------
@@ -467,37 +460,43 @@ def _line_search(problem: _Problem, theta: Tensor, z: Tensor, d: Tensor, zd: Ten
 
 def _fit_chunk(h: Tensor, y: Tensor, v: Tensor, k: int, l2: float, tol: float,
                max_iter: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Newton's method for the models of one chunk; returns ``theta``, ``|g|_max``, iterations."""
+    """Newton's method for the models of one chunk; returns ``theta``, ``|g|_max``, iterations.
+
+    Models that stop (converged, or a failed line search) are frozen: their gradient is masked
+    to 0, so their step is 0; the working set is compacted when half of it is frozen.
+    """
     m = len(y)
     problem = _problem(h, y, v, k, l2)
     max_cg = min(problem.x.shape[2] * k, 1000)
     theta = _initial_theta(y, v, problem.x.shape[2] - 1, k)
     grad_norm = torch.full((m,), math.inf, dtype=torch.float64, device=theta.device)
     iters = torch.zeros(m, dtype=torch.int64, device=theta.device)
-    active = torch.arange(m, device=theta.device)
+    rows = torch.arange(m, device=theta.device)  # the models of the working set `problem`
+    live = torch.ones(m, dtype=torch.bool, device=theta.device)  # those still iterating
     for iteration in range(max_iter + 1):
-        sub = problem if len(active) == m else problem.subset(active)
-        th = theta[active]
-        z = sub.scores(th)
-        p = sub.probabilities(z)
-        g = sub.gradient(th, p)
-        grad_norm[active] = g.abs().amax((1, 2))
-        go = grad_norm[active] > tol
-        if iteration == max_iter or not bool(go.any()):
+        th = theta[rows]
+        z = problem.scores(th)
+        p = problem.probabilities(z)
+        g = problem.gradient(th, p)
+        norms = g.abs().amax((1, 2))
+        grad_norm[rows[live]] = norms[live]
+        live &= norms > tol
+        n_live = int(live.sum())
+        if iteration == max_iter or n_live == 0:
             break
-        if not bool(go.all()):
-            active, sub, th, z, p, g = active[go], sub.subset(go), th[go], z[go], p[go], g[go]
+        if n_live <= len(rows) // 2:
+            problem, rows, th, z, p, g = (problem.subset(live), rows[live], th[live], z[live],
+                                          p[live], g[live])
+            live = live[live]
+        g = torch.where(live[:, None, None], g, 0.0)
         if k == 1:
-            d = _binary_direction(sub, p, g)
-            zd = sub.scores(d)
+            d = _binary_direction(problem, p, g)
         else:
-            d, zd = _softmax_direction(sub, p, g, max_cg)
-        new, moved = _line_search(sub, th, z, d, zd, g)
-        if k > 1:
-            new[:, -1] -= new[:, -1].mean(-1, keepdim=True)  # the softmax's free shift of b
-        theta[active] = new
-        iters[active] += 1
-        active = active[moved]  # a failed line search freezes the model (reported unconverged)
-        if len(active) == 0:
-            break
+            d = _softmax_direction(problem, p, g, max_cg)
+        new, moved = _line_search(problem, th, z, d, problem.scores(d), g)
+        if k > 1:  # the softmax's free shift of b
+            new[:, -1] -= torch.where(live[:, None], new[:, -1].mean(-1, keepdim=True), 0.0)
+        theta[rows] = new
+        iters[rows[live]] += 1
+        live &= moved  # a failed line search freezes the model (reported unconverged)
     return theta, grad_norm, iters
