@@ -117,8 +117,9 @@ def snapshot(reason: str, results_dir: Path = ROOT / "results", path: Path = SNA
     """
     import subprocess
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip() or "unknown"
+    # the commit that last changed the results (not HEAD, which may carry later code changes)
+    commit = subprocess.run(["git", "log", "-1", "--format=%h", "--", str(results_dir / "*.json")],
+                            cwd=ROOT, capture_output=True, text=True).stdout.strip() or "unknown"
     chapters = {r["chapter"]: [{key: c.get(key) for key in SNAPSHOT_FIELDS} for c in r["claims"]]
                 for r in load(results_dir)}
     path.parent.mkdir(parents=True, exist_ok=True)
