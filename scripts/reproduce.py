@@ -34,8 +34,9 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parent.parent
-# `reweighting` without installing the project (e.g. on a GPU host)
+# `reweighting` without installing the project (e.g. on a GPU host), and `scripts`
 sys.path.insert(0, str(ROOT / "lib"))
+sys.path.insert(0, str(ROOT))
 
 from reweighting import evidence  # noqa: E402
 from scripts import claims_page  # noqa: E402

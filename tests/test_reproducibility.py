@@ -179,3 +179,16 @@ def test_the_page_and_the_build_say_when_results_are_stale(tmp_path, capsys):
     assert build_book.warn_stale(tmp_path) == 1
     assert ("\033[1;31mWARNING: the results of 01_smooth_accuracy are stale"
             in capsys.readouterr().err)
+
+
+def test_the_scripts_run_as_scripts():
+    """Each script imports what it needs when run as `python scripts/x.py` from a fresh
+    interpreter (pytest's own sys.path hides a missing path)."""
+    import subprocess
+    import sys
+
+    for script in ("reproduce.py", "verify.py", "claims_page.py", "build_book.py",
+                   "catalogues.py"):
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / script), "--help"],
+                              cwd="/", capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"{script}: {done.stderr[-500:]}"
