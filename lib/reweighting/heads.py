@@ -79,9 +79,10 @@ def posthoc_adjusted_logits(logits, prior, tau: float = 1.0) -> Tensor:
 
 def _class_counts(labels: Tensor, num_classes: int) -> Tensor:
     """Counts ``(..., C)`` of each class in every row of ``labels (..., N)``; all positive."""
-    if not isinstance(labels, Tensor) or labels.ndim < 1 or labels.is_floating_point() and not \
-            bool((labels == labels.round()).all()):
+    if not isinstance(labels, Tensor) or labels.ndim < 1:
         raise ValueError("labels must be a tensor of class indices of shape (..., N)")
+    if labels.is_floating_point() and not bool((labels == labels.round()).all()):
+        raise ValueError("labels must be whole numbers (class indices), got fractions")
     num_classes = check_number(num_classes, "num_classes", 2, integer=True)
     flat = labels.long().reshape(-1, labels.shape[-1])
     if flat.numel() and (int(flat.min()) < 0 or int(flat.max()) >= num_classes):
