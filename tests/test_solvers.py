@@ -162,12 +162,15 @@ def test_rank_deficient_features_fall_back_to_the_pseudo_inverse():
 @pytest.mark.parametrize("num_classes", [2, 4])
 def test_shared_features_equal_expanded_features(num_classes):
     h, y, v = make_data(m=4, num_classes=num_classes, shared=True)
+    # the two layouts round their float32 Newton directions differently, so the iterates part;
+    # both stop at |g| <= 1e-8, which on these well-conditioned problems pins the optimum to
+    # ~1e-6 (the difference of two points each within |g| / curvature of it)
     shared = fit_linear(h, y, num_classes, sample_weight=v, l2=1e-3)
     expanded = fit_linear(h.expand(4, -1, -1), y, num_classes, sample_weight=v, l2=1e-3)
-    torch.testing.assert_close(shared.weight, expanded.weight, rtol=0, atol=1e-10)
-    torch.testing.assert_close(shared.bias, expanded.bias, rtol=0, atol=1e-10)
+    torch.testing.assert_close(shared.weight, expanded.weight, rtol=0, atol=1e-6)
+    torch.testing.assert_close(shared.bias, expanded.bias, rtol=0, atol=1e-6)
     torch.testing.assert_close(shared.logits(h), expanded.logits(h.expand(4, -1, -1)),
-                               rtol=0, atol=1e-10)
+                               rtol=0, atol=1e-6)
     # one label vector and one weight vector for all models: M comes from the features
     single = fit_linear(h.expand(2, -1, -1).float(), y[0], num_classes, sample_weight=v[0])
     assert single.weight.shape[0] == 2 and single.weight.dtype == torch.float64
@@ -183,9 +186,11 @@ def test_models_do_not_interact(num_classes):
     for m in range(3):
         alone = fit_linear(h[m:m + 1], y[m:m + 1], num_classes, sample_weight=v[m:m + 1],
                            l2=1e-3, tol=TOL)
-        torch.testing.assert_close(together.weight[m], alone.weight[0], rtol=0, atol=1e-12)
-        torch.testing.assert_close(together.bias[m], alone.bias[0], rtol=0, atol=1e-12)
-        assert together.iterations[m] == alone.iterations[0]
+        # float32 directions round differently in a batch than alone (GEMM blocking): the
+        # points agree to the tolerance's reach, not bit for bit
+        torch.testing.assert_close(together.weight[m], alone.weight[0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(together.bias[m], alone.bias[0], rtol=0, atol=1e-6)
+        assert abs(int(together.iterations[m]) - int(alone.iterations[0])) <= 1
 
 
 @pytest.mark.parametrize("num_classes", [2, 4])
@@ -194,10 +199,11 @@ def test_chunks_of_models_equal_one_batch(num_classes, monkeypatch):
     whole = fit_linear(h, y, num_classes, sample_weight=v, l2=1e-3)
     monkeypatch.setattr(solvers, "_CHUNK_BYTES", 1)  # one model per chunk
     chunked = fit_linear(h, y, num_classes, sample_weight=v, l2=1e-3)
-    for field in ("weight", "bias", "gradient_norm"):
+    for field in ("weight", "bias"):  # to the tolerance's reach, as above
         torch.testing.assert_close(getattr(chunked, field), getattr(whole, field), rtol=0,
-                                   atol=1e-12)
-    assert torch.equal(chunked.iterations, whole.iterations)
+                                   atol=1e-6)
+    assert chunked.converged.all() and whole.converged.all()
+    assert (chunked.iterations - whole.iterations).abs().max() <= 1
 
 
 @pytest.mark.parametrize("num_classes", [2, 3])
@@ -213,7 +219,7 @@ def test_zero_weights_drop_samples(num_classes):
         keep = v[m] > 0
         alone = fit_linear(h[m, keep], y[m, keep], num_classes,
                            sample_weight=v[m, keep] * int(keep.sum()) / 400, l2=1e-3, tol=TOL)
-        torch.testing.assert_close(fit.logits(h)[m], alone.logits(h[m])[0], rtol=0, atol=1e-8)
+        torch.testing.assert_close(fit.logits(h)[m], alone.logits(h[m])[0], rtol=0, atol=1e-6)
 
 
 def test_logits_validate_their_features():
@@ -297,3 +303,26 @@ def test_timing_at_chapter_6_sizes(num_classes, n, capsys):
             print(f"\nfit_linear, {head}: M={m} N={n} D=256 C={num_classes}: {wall:.1f} s wall, "
                   f"{cpu:.1f} s CPU, Newton iterations {int(fit.iterations.min())}-"
                   f"{int(fit.iterations.max())}")
+
+
+@pytest.mark.parametrize("num_classes", [2, 4])
+def test_warm_start_reaches_the_same_optimum_sooner(num_classes):
+    # heads.refit's warm start: the plain fit with each class's bias moved by the log of its
+    # mean weight (the weighted optimum of the population, chapter 6) is close to the weighted
+    # fit, so Newton's method needs fewer iterations and stops at the same point
+    from reweighting import heads
+
+    h, y, _ = make_data(m=3, num_classes=num_classes)
+    v = heads.inverse_frequency_weights(y, num_classes)
+    plain = heads.refit(h, y, num_classes, l2=1e-3, tol=TOL)
+    cold = heads.refit(h, y, num_classes, sample_weight=v, l2=1e-3, tol=TOL)
+    warm = heads.refit(h, y, num_classes, sample_weight=v, l2=1e-3, tol=TOL, warm_start=plain)
+    assert warm.converged.all()
+    assert (warm.iterations <= cold.iterations).all() and warm.iterations.sum() < \
+        cold.iterations.sum()
+    torch.testing.assert_close(warm.logits(h), cold.logits(h), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="warm_start must be None or a LinearFit"):
+        heads.refit(h, y, num_classes, warm_start=(plain.weight, plain.bias))
+    with pytest.raises(ValueError, match="init must be"):
+        fit_linear(h, y, num_classes, init=(plain.weight[:2], plain.bias[:2]))
+    assert plain.rows(slice(0, 2)).weight.shape[0] == 2

@@ -180,7 +180,8 @@ def standardise(train_features: Tensor, *others: Tensor) -> list[Tensor]:
 
 
 def refit(features: Tensor, labels: Tensor, num_classes: int, *, sample_weight=None,
-          l2: float = 0.0, tol: float = 1e-8, max_iter: int = 100) -> solvers.LinearFit:
+          l2: float = 0.0, tol: float = 1e-8, max_iter: int = 100,
+          warm_start: solvers.LinearFit | None = None) -> solvers.LinearFit:
     r"""A new linear last layer for every model, fitted to convergence (chapter 6).
 
     .. math:: \min_{W, b}\ \frac1N\sum_i v_i\, \ell(W h_i + b, y_i) + \frac{\lambda}{2}\|W\|^2
@@ -192,7 +193,11 @@ def refit(features: Tensor, labels: Tensor, num_classes: int, *, sample_weight=N
     gradient's largest entry is at most ``tol`` (:func:`reweighting.solvers.fit_linear`); a model
     that does not converge raises. Chapter 6 shows why the weights move only the bias when the
     last layer is well specified and :math:`\lambda = 0`, and how far they move the weights
-    otherwise.
+    otherwise. That result also gives a good starting point: with ``warm_start``, a weighted
+    refit starts from an unweighted fit on the same features with each class's bias moved by
+    the log of its mean sample weight, :math:`b_k + \log \bar v_k` (for two classes, the one
+    logit's bias by :math:`\log(\bar v_1 / \bar v_0)`), and Newton's method goes on from there
+    to the weighted optimum; the optimum does not depend on the start.
 
     Args:
         features (Tensor): ``(..., N, D)``, e.g. ``(L, S, N, D)`` from
@@ -204,6 +209,9 @@ def refit(features: Tensor, labels: Tensor, num_classes: int, *, sample_weight=N
         l2 (float): :math:`\lambda \ge 0`. Default: 0.
         tol (float): the convergence tolerance on the gradient. Default: ``1e-8``.
         max_iter (int): Newton iterations at most. Default: 100.
+        warm_start (reweighting.solvers.LinearFit, optional): a fit on the same features (e.g.
+            the plain refit) to start from, its bias shifted as above when ``sample_weight`` is
+            given. Default: ``None`` (start at :math:`W = 0`).
 
     Returns:
         reweighting.solvers.LinearFit: with the leading shape ``features.shape[:-2]`` flattened
@@ -227,10 +235,30 @@ def refit(features: Tensor, labels: Tensor, num_classes: int, *, sample_weight=N
                          f"{tuple(lead)}") from error
     models = int(np.prod(lead[:-1])) if len(lead) > 1 else 1
     flat = features.reshape(models, *features.shape[-2:])
-    return solvers.fit_linear(
-        flat, labels.reshape(models, -1), num_classes,
-        sample_weight=None if sample_weight is None else sample_weight.reshape(models, -1),
-        l2=l2, tol=tol, max_iter=max_iter)
+    labels = labels.reshape(models, -1)
+    sample_weight = None if sample_weight is None else sample_weight.reshape(models, -1)
+    init = None
+    if warm_start is not None:
+        if not isinstance(warm_start, solvers.LinearFit):
+            raise ValueError(f"warm_start must be None or a LinearFit, got "
+                             f"{type(warm_start).__name__}")
+        bias = warm_start.bias.clone()
+        if sample_weight is not None:
+            bias += _log_mean_weight_shift(labels, sample_weight, num_classes).to(bias)
+        init = (warm_start.weight, bias)
+    return solvers.fit_linear(flat, labels, num_classes, sample_weight=sample_weight, l2=l2,
+                              tol=tol, max_iter=max_iter, init=init)
+
+
+def _log_mean_weight_shift(labels: Tensor, sample_weight: Tensor, num_classes: int) -> Tensor:
+    """Per model, ``log`` of each class's mean sample weight, ``(M, K)`` (``K = 1``: the
+    positive class's minus the negative's), the bias shift of the weighted optimum."""
+    y = labels.long().cpu()
+    v = sample_weight.double().cpu()
+    totals = torch.zeros(len(y), num_classes, dtype=torch.float64).scatter_add_(1, y, v)
+    counts = torch.zeros_like(totals).scatter_add_(1, y, torch.ones_like(v))
+    log_mean = (totals.clamp(min=1e-300) / counts.clamp(min=1)).log()
+    return log_mean[:, 1:] - log_mean[:, :1] if num_classes == 2 else log_mean
 
 
 def tau_normalised_logits(features: Tensor, weight: Tensor, tau) -> Tensor:
