@@ -438,6 +438,20 @@ _MATH_STATE = """() => {
     display: document.querySelectorAll('mjx-container[display="true"]').length,
     errors: Array.from(document.querySelectorAll('mjx-merror'))
                  .map(e => (e.getAttribute('data-mjx-error') || e.textContent).slice(0, 80)),
+    // display equations drawn wider than the text column they sit in (cut or scrolled)
+    wide: Array.from(document.querySelectorAll('mjx-container[display="true"]')).map(c => {
+      const math = c.querySelector('mjx-math');
+      const column = c.closest('article') || document.body;
+      const style = getComputedStyle(column);
+      const room = column.clientWidth - parseFloat(style.paddingLeft)
+                   - parseFloat(style.paddingRight);
+      const block = c.closest('div.math');
+      const label = block && block.id ? block.id
+        : (block && block.querySelector('.eqno') ? block.querySelector('.eqno').textContent
+           : (c.textContent || '').slice(0, 40));
+      return {label: label.trim(), width: math ? math.getBoundingClientRect().width : 0,
+              room: room};
+    }).filter(e => e.width > e.room + 1),
     text: text.join(''),
   };
 }"""
@@ -500,6 +514,10 @@ def check_rendering(page, watch: Watch, report: PageReport, *, expect_math: bool
     problems += _first(10, [f"[math] not rendered by MathJax: {tex!r}"
                             for tex in math["unrendered"]])
     problems += _first(10, [f"[math] MathJax error: {err!r}" for err in math["errors"]])
+    problems += _first(10, [
+        f"[math] display equation {eq['label']!r} is {eq['width']:.0f} px wide, wider than the "
+        f"{eq['room']:.0f} px text column at {VIEWPORT['width']} px: split it"
+        for eq in math["wide"]])
     text = math["text"]
     for kind, pattern, label in (("math", _RAW_TEX, "raw TeX"),
                                  *(("markup", rx, name) for name, rx in _RAW_MARKUP)):
@@ -1098,6 +1116,9 @@ inline TeX $\alpha + 1$.</p>
 | 1 | 2 |</p>
 <p>An unparsed role: {cite}`su2020reweighting`.</p>
 <p><span class="math notranslate nohighlight">\(y\)</span></p>
+<article style="width: 300px"><div class="math" id="equation-too-wide"><mjx-container
+display="true"><mjx-math style="display: inline-block; width: 2000px">x</mjx-math>
+</mjx-container></div></article>
 <img src="missing.png" alt="missing"> <img src="https://example.invalid/remote.png" alt="remote">
 <a href="nowhere.html">gone</a> <a href="#no-such-anchor">bad anchor</a>
 <a href="ok.html#here">fine</a>
@@ -1128,7 +1149,8 @@ def test_the_checks_catch_a_broken_page(context, tmp_path):
                      "[title] 'Not the title', expected 'Right — Book'",
                      "[nav] previous button links to []", "[favicon] ",
                      "[markup] raw Markdown table '|—|—|'",
-                     "[markup] raw MyST role '{cite}`su2020reweighting`'"):
+                     "[markup] raw MyST role '{cite}`su2020reweighting`'",
+                     "[math] display equation 'equation-too-wide' is 2000 px wide"):
         assert expected in found, f"{expected!r} not reported; the report was:\n{found}"
     assert "ok.html#here" not in found
 
