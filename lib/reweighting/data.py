@@ -250,15 +250,15 @@ def long_tailed_counts(
 ) -> list[int]:
     r"""Per-class sample counts of a long-tailed data set (chapters 3 to 5).
 
-    ``profile="exp"``: :math:`n_i = \lfloor n_\max \cdot \mathrm{ratio}^{-i/(C-1)} \rfloor`, the
+    ``profile="exp"``: :math:`n_i = \lfloor n_{\max} \cdot \mathrm{ratio}^{-i/(C-1)} \rfloor`, the
     profile of Cao et al. (2019) and Menon et al. (2020); CIFAR-10-LT is
     ``long_tailed_counts(5000, 10, 100)`` (12,406 images). ``profile="step"``: the first half of
-    the classes keep :math:`n_\max` and the rest get :math:`\lfloor n_\max/\mathrm{ratio}\rfloor`.
+    the classes keep :math:`n_{\max}` and the rest get :math:`\lfloor n_{\max}/\mathrm{ratio}\rfloor`.
 
     Args:
         n_max (int): the count of the first (largest) class, >= 1.
         num_classes (int): the number of classes C, >= 2.
-        ratio (float): the imbalance ratio :math:`n_\max / n_\min`, a real number >= 1.
+        ratio (float): the imbalance ratio :math:`n_{\max} / n_{\min}`, a real number >= 1.
         profile (str): ``"exp"`` or ``"step"``. Default: ``"exp"``.
 
     Returns:
