@@ -253,7 +253,8 @@ def long_tailed_counts(
     ``profile="exp"``: :math:`n_i = \lfloor n_{\max} \cdot \mathrm{ratio}^{-i/(C-1)} \rfloor`, the
     profile of Cao et al. (2019) and Menon et al. (2020); CIFAR-10-LT is
     ``long_tailed_counts(5000, 10, 100)`` (12,406 images). ``profile="step"``: the first half of
-    the classes keep :math:`n_{\max}` and the rest get :math:`\lfloor n_{\max}/\mathrm{ratio}\rfloor`.
+    the classes keep :math:`n_{\max}` and the rest get
+    :math:`\lfloor n_{\max}/\mathrm{ratio}\rfloor`.
 
     Args:
         n_max (int): the count of the first (largest) class, >= 1.
