@@ -422,9 +422,13 @@ def smooth_f1_loss(logits: Tensor, targets: Tensor, *, reduction: str = "mean") 
 def f1_weighted_bce(logits: Tensor, targets: Tensor, *, reduction: str = "mean") -> Tensor:
     r"""Cross-entropy weighted by the batch's smooth F1, held constant (chapters 2, 5; eq. f1-bce).
 
-    .. math:: L = -\frac1N\sum_n\Big[y_n\big(1-\tfrac{F}{2}\big)\log p_n
-                  + (1-y_n)\tfrac{F}{2}\log(1-p_n)\Big],
-              \qquad F = \mathrm{sg}\big[\mathrm{F1}_\mathrm{smooth}\big]
+    .. math::
+
+        \begin{aligned}
+        L &= -\frac1N\sum_n\Big[y_n\big(1-\tfrac{F}{2}\big)\log p_n
+             + (1-y_n)\tfrac{F}{2}\log(1-p_n)\Big], \\
+        F &= \mathrm{sg}\big[\mathrm{F1}_\mathrm{smooth}\big]
+        \end{aligned}
 
     where sg means no gradient flows through F. The gradient of
     :math:`-\mathrm{F1}_\mathrm{smooth}` is
@@ -565,10 +569,14 @@ def logit_adjusted_cross_entropy(
 ) -> Tensor:
     r"""Logit-adjusted cross-entropy of Menon et al. (2020) (chapter 3, eq. la-loss; ch. 4, 5).
 
-    .. math:: L = -\frac1N\sum_n \log
-              \frac{e^{s_{n,y_n} + \tau\log\pi_{y_n}}}{\sum_i e^{s_{n,i} + \tau\log\pi_i}}
-            = \frac1N\sum_n \log\Big[1 + \sum_{i\ne y_n}
-              e^{\,s_{n,i} - s_{n,y_n} + \tau\log(\pi_i/\pi_{y_n})}\Big]
+    .. math::
+
+        \begin{aligned}
+        L &= -\frac1N\sum_n \log
+             \frac{e^{s_{n,y_n} + \tau\log\pi_{y_n}}}{\sum_i e^{s_{n,i} + \tau\log\pi_i}} \\
+          &= \frac1N\sum_n \log\Big[1 + \sum_{i\ne y_n}
+             e^{\,s_{n,i} - s_{n,y_n} + \tau\log(\pi_i/\pi_{y_n})}\Big]
+        \end{aligned}
 
     with scores :math:`s` = ``logits`` and class prior :math:`\pi` = ``prior``. It is
     cross-entropy on the shifted logits :math:`s + \tau\log\pi`, which imposes the pairwise
@@ -604,12 +612,16 @@ def prior_margin_cross_entropy(
 ) -> Tensor:
     r"""Cross-entropy with a prior margin on the true class only (chapter 3, eq. prior-margin).
 
-    .. math:: L = -\frac1N\sum_n \log
-              \frac{e^{s_{n,y_n} + \tau\log\pi_{y_n}}}
-                   {e^{s_{n,y_n} + \tau\log\pi_{y_n}} + \sum_{i\ne y_n} e^{s_{n,i}}}
-            = \frac1N\sum_n \log\Big[1 + \sum_{i\ne y_n}
-              e^{\,s_{n,i} - s_{n,y_n} + m_{y_n}}\Big],
-              \qquad m_y = -\tau\log\pi_y \ge 0
+    .. math::
+
+        \begin{aligned}
+        L &= -\frac1N\sum_n \log
+             \frac{e^{s_{n,y_n} + \tau\log\pi_{y_n}}}
+                  {e^{s_{n,y_n} + \tau\log\pi_{y_n}} + \sum_{i\ne y_n} e^{s_{n,i}}} \\
+          &= \frac1N\sum_n \log\Big[1 + \sum_{i\ne y_n}
+             e^{\,s_{n,i} - s_{n,y_n} + m_{y_n}}\Big],
+             \qquad m_y = -\tau\log\pi_y \ge 0
+        \end{aligned}
 
     with scores :math:`s` = ``logits`` and class prior :math:`\pi` = ``prior``: the
     additive-margin softmax (chapter 3, eq. am-softmax) with the margin :math:`m_y` of the
